@@ -1,0 +1,5 @@
+"""Allow ``python -m phichat``."""
+
+from phichat.cli import main
+
+raise SystemExit(main())

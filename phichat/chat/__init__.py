@@ -1,0 +1,1 @@
+"""One chat turn, end to end: retrieve (optionally), build the prompt, stream the answer."""

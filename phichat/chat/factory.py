@@ -1,0 +1,36 @@
+"""Wire a ``Session`` from settings: the one place that picks the model and the retriever."""
+
+from __future__ import annotations
+
+from phichat.chat.session import MessageStore, Retriever, Session, TurnOptions
+from phichat.config import Settings
+from phichat.models import create_model
+from phichat.models.base import ChatModel, GenerationOptions
+
+
+def turn_options(settings: Settings) -> TurnOptions:
+    return TurnOptions(
+        generation=GenerationOptions(
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=settings.seed,
+        ),
+        context_chars=settings.context_chars,
+    )
+
+
+def create_retriever(settings: Settings) -> Retriever | None:
+    """The web retriever, or None while no retrieval pipeline is installed."""
+    return None
+
+
+def create_session(
+    settings: Settings, model: ChatModel | None = None, store: MessageStore | None = None
+) -> Session:
+    return Session(
+        model=model if model is not None else create_model(settings),
+        options=turn_options(settings),
+        retriever=create_retriever(settings),
+        store=store,
+    )

@@ -1,0 +1,82 @@
+"""Assemble the prompt for one turn, measured in the model's own tokens.
+
+Order: system prompt, history (trimmed from the oldest turn), then the user turn, which
+carries the sources block when the answer is grounded. The sources sit in the user turn
+because Phi-3's original chat template had no system role, and Phi-3 follows instructions
+there most reliably.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from phichat import prompts
+from phichat.domain import Message
+from phichat.errors import PromptTooLong
+from phichat.models.base import ChatMessage, ChatModel
+
+# Tokens kept free on top of the answer reservation: chat templates may add a token or
+# two (such as a final eos) that apply_chat_template(add_generation_prompt=True) does not.
+SAFETY_MARGIN = 8
+
+
+def system_message() -> ChatMessage:
+    return {"role": "system", "content": prompts.load("system")}
+
+
+def user_turn(question: str, sources_block: str | None) -> str:
+    if not sources_block:
+        return question
+    return prompts.render("grounded", sources=sources_block, question=question)
+
+
+def history_turns(history: Sequence[Message]) -> list[list[ChatMessage]]:
+    """Group past messages into user/assistant turns, oldest first.
+
+    Failed or empty answers are left out: they would only teach the model to fail again.
+    Past sources are not re-sent; a follow-up gets fresh retrieval of its own.
+    """
+    turns: list[list[ChatMessage]] = []
+    for message in history:
+        if message.role == "user":
+            turns.append([{"role": "user", "content": message.text}])
+        elif turns and message.text.strip() and not message.error:
+            turns[-1].append({"role": "assistant", "content": message.text})
+    return [turn for turn in turns if len(turn) == 2]
+
+
+def prompt_budget(model: ChatModel, max_new_tokens: int) -> int:
+    """Tokens the prompt may use, once the answer's tokens are reserved."""
+    return model.context_window - max_new_tokens - SAFETY_MARGIN
+
+
+def build_messages(
+    model: ChatModel,
+    history: Sequence[Message],
+    question: str,
+    sources_block: str | None,
+    max_new_tokens: int,
+) -> tuple[list[ChatMessage], int]:
+    """The messages to send, and how many past turns had to be dropped to fit.
+
+    Raises ``PromptTooLong`` when even the system prompt and this question do not fit.
+    """
+    budget = prompt_budget(model, max_new_tokens)
+    system = system_message()
+    current: ChatMessage = {"role": "user", "content": user_turn(question, sources_block)}
+    base_tokens = model.count_tokens([system, current])
+    if base_tokens > budget:
+        raise PromptTooLong(
+            f"the message is too long: {base_tokens} tokens of prompt, but only {budget} fit "
+            f"in the {model.context_window}-token window with {max_new_tokens} kept for the answer"
+        )
+    turns = history_turns(history)
+    kept: list[list[ChatMessage]] = []
+    # Newest turns matter most, so keep adding from the end until the next one would overflow.
+    for turn in reversed(turns):
+        candidate = [system, *[m for t in [turn, *kept] for m in t], current]
+        if model.count_tokens(candidate) > budget:
+            break
+        kept.insert(0, turn)
+    messages = [system, *[m for t in kept for m in t], current]
+    return messages, len(turns) - len(kept)

@@ -1,0 +1,243 @@
+"""One chat turn: retrieve (when search is on), build the prompt, stream the answer.
+
+``Session.respond`` is the single entry point for the TUI and the CLI. It is a plain
+generator of events, so the caller decides the threading: the TUI runs it in a thread
+worker, the CLI in the main thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from phichat.chat import prompt as prompt_builder
+from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
+from phichat.chat.query import search_query
+from phichat.domain import Conversation, Message
+from phichat.errors import PhichatError
+from phichat.models.base import ChatModel, GenerationOptions, GenerationStats
+from phichat.retrieval.types import PackBudget, Retrieval, RetrievalProgress
+
+T = TypeVar("T")
+
+
+class Retriever(Protocol):
+    def retrieve(
+        self, query: str, budget: PackBudget, progress: RetrievalProgress, stop: threading.Event
+    ) -> Retrieval: ...
+
+
+class MessageStore(Protocol):
+    """Where finished and in-progress messages are persisted (``storage`` implements it)."""
+
+    def save_message(self, conversation: Conversation, message: Message) -> None: ...
+
+    def delete_message(self, conversation: Conversation, message: Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    generation: GenerationOptions
+    context_chars: int = 4000
+
+
+class Session:
+    def __init__(
+        self,
+        model: ChatModel,
+        options: TurnOptions,
+        retriever: Retriever | None = None,
+        store: MessageStore | None = None,
+    ) -> None:
+        self.model = model
+        self.options = options
+        self.retriever = retriever
+        self.store = store
+
+    # ---- public entry points -----------------------------------------------------------
+    def respond(
+        self,
+        conversation: Conversation,
+        user_text: str,
+        search: bool,
+        stop: threading.Event,
+        *,
+        pinned_sources: Retrieval | None = None,
+    ) -> Iterator[Event]:
+        """Add the user's message to ``conversation`` and answer it, yielding events.
+
+        The user message is saved before any slow work starts, and the answer as soon as
+        it ends, fails or is stopped (a stopped answer keeps its partial text).
+        """
+        text = user_text.strip()
+        if not text:
+            yield Failed("the message is empty")
+            return
+        history = list(conversation.messages)
+        user_message = Message(role="user", text=text)
+        conversation.messages.append(user_message)
+        if not conversation.title:
+            conversation.title = conversation.title_from(text)
+        self._save(conversation, user_message)
+        yield from self._answer(conversation, history, text, search, stop, pinned_sources)
+
+    def regenerate(
+        self, conversation: Conversation, search: bool, stop: threading.Event
+    ) -> Iterator[Event]:
+        """Answer the last user message again, replacing the answer that followed it."""
+        while conversation.messages and conversation.messages[-1].role == "assistant":
+            old = conversation.messages.pop()
+            if self.store is not None:
+                self.store.delete_message(conversation, old)
+        if not conversation.messages:
+            yield Failed("there is no message to answer again")
+            return
+        question = conversation.messages[-1].text
+        history = conversation.messages[:-1]
+        yield from self._answer(conversation, history, question, search, stop, None)
+
+    # ---- the turn ------------------------------------------------------------------------
+    def _answer(
+        self,
+        conversation: Conversation,
+        history: list[Message],
+        question: str,
+        search: bool,
+        stop: threading.Event,
+        pinned: Retrieval | None,
+    ) -> Iterator[Event]:
+        started = time.perf_counter()
+        answer = Message(role="assistant", text="", search_used=search or pinned is not None)
+        timings = answer.timings
+        pieces: list[str] = []
+        try:
+            if not self.model.loaded:
+                yield Status("loading", "waiting for the model to load")
+                load_started = time.perf_counter()
+                yield from self._pump(
+                    lambda progress: self.model.load(
+                        lambda description, _fraction: progress("loading", description)
+                    ),
+                    stop,
+                )
+                timings["load_s"] = time.perf_counter() - load_started
+            retrieval = pinned
+            if search and pinned is None and not stop.is_set():
+                retrieval = yield from self._retrieve(history, question, stop)
+            if retrieval is not None:
+                answer.query = retrieval.query
+                answer.sources = list(retrieval.sources)
+                answer.grounded = bool(retrieval.sources)
+                timings.update(retrieval.timings)
+                yield SourcesReady(
+                    tuple(retrieval.sources), retrieval.query, len(retrieval.context_text)
+                )
+            if stop.is_set():
+                answer.stopped = True
+            else:
+                messages, dropped = prompt_builder.build_messages(
+                    self.model,
+                    history,
+                    question,
+                    retrieval.context_text if retrieval and retrieval.sources else None,
+                    self.options.generation.max_new_tokens,
+                )
+                timings["history_dropped"] = float(dropped)
+                yield Status("thinking", "")
+                stats = GenerationStats()
+                for piece in self.model.stream(messages, self.options.generation, stop, stats):
+                    if not pieces:
+                        yield Status("writing", "")
+                    pieces.append(piece)
+                    yield Token(piece)
+                answer.stopped = stop.is_set()
+                timings.update(
+                    ttft_s=stats.ttft_s,
+                    prompt_tokens=float(stats.prompt_tokens),
+                    new_tokens=float(stats.new_tokens),
+                    tokens_per_s=stats.tokens_per_s,
+                )
+        except PhichatError as exc:
+            answer.error = str(exc)
+        answer.text = "".join(pieces)
+        timings["total_s"] = time.perf_counter() - started
+        if answer.text or answer.error is None:
+            conversation.messages.append(answer)
+            self._save(conversation, answer)
+        if answer.error is not None:
+            yield Failed(answer.error)
+        else:
+            yield Done(answer)
+
+    def _retrieve(
+        self, history: list[Message], question: str, stop: threading.Event
+    ) -> Generator[Event, None, Retrieval | None]:
+        """Run retrieval, yielding its progress; returns the ``Retrieval`` (or None)."""
+        retriever = self.retriever
+        if retriever is None:
+            yield Status("searching", "search is not available; answering without sources")
+            return None
+        query = search_query(self.model, history, question, stop)
+        yield Status("searching", query)
+        budget = self._pack_budget(question)
+        retrieval: Retrieval = yield from self._pump(
+            lambda progress: retriever.retrieve(query, budget, progress, stop), stop
+        )
+        if retrieval.search_error:
+            yield Status(
+                "searching",
+                f"search unavailable: {retrieval.search_error}; answering without sources",
+            )
+        return retrieval
+
+    def _pack_budget(self, question: str) -> PackBudget:
+        """What is left of the window for sources once the rest of the prompt is counted.
+
+        Sources outrank old history: history is trimmed afterwards to fit what remains.
+        """
+        generation = self.options.generation
+        skeleton = [
+            prompt_builder.system_message(),
+            {"role": "user", "content": prompt_builder.user_turn(question, " ")},
+        ]
+        fixed = self.model.count_tokens(skeleton)  # type: ignore[arg-type]
+        free = prompt_builder.prompt_budget(self.model, generation.max_new_tokens) - fixed
+        return PackBudget(
+            max_chars=self.options.context_chars,
+            max_tokens=max(free, 0),
+            count_tokens=self.model.count_text_tokens,
+        )
+
+    def _pump(
+        self, work: Callable[[Callable[[str, str], None]], T], stop: threading.Event
+    ) -> Generator[Event, None, T]:
+        """Run blocking ``work`` in a thread, turning its progress calls into Status events."""
+        updates: queue.Queue[Status] = queue.Queue()
+        outcome: list[T] = []
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(work(lambda stage, detail: updates.put(Status(stage, detail))))  # type: ignore[arg-type]
+            except BaseException as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=run, name="phichat-turn-step", daemon=True)
+        worker.start()
+        while worker.is_alive() or not updates.empty():
+            try:
+                yield updates.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        worker.join()
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+    def _save(self, conversation: Conversation, message: Message) -> None:
+        if self.store is not None:
+            self.store.save_message(conversation, message)

@@ -1,0 +1,54 @@
+"""The ``phichat`` command: the TUI by default, and ask / search / download / history.
+
+Only argparse and the settings are imported here; each subcommand imports what it needs
+when it runs, so ``phichat --help`` answers instantly and never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from phichat import __version__
+from phichat.cli import ask, download
+from phichat.cli.common import add_model_flags, settings_from_args
+from phichat.errors import PhichatError
+from phichat.textsafe import one_line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phichat",
+        description="Chat with Phi-3-mini in your terminal, optionally grounded in web search.",
+    )
+    parser.add_argument("--version", action="version", version=f"phichat {__version__}")
+    add_model_flags(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ask.register(commands)
+    download.register(commands)
+    return parser
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    from phichat.ui.app import run_app
+
+    return run_app(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", run_tui)
+    try:
+        return int(handler(args) or 0)
+    except PhichatError as exc:
+        print(f"phichat: {one_line(str(exc), 500)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `phichat ask ... | head` closed the pipe: not an error worth a traceback.
+        return 0

@@ -1,0 +1,265 @@
+"""One typed settings object, loaded from a TOML file, ``PHICHAT_*`` variables and flags.
+
+Precedence, lowest to highest: built-in defaults, the config file, the environment,
+then command-line flags. Nothing is read at import time: ``load_settings`` does it,
+called from ``main()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from phichat.errors import ConfigError
+from phichat.paths import default_config_file
+
+DEFAULT_MODEL = "microsoft/Phi-3-mini-4k-instruct"
+LONG_MODEL = "microsoft/Phi-3-mini-128k-instruct"
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+ENV_PREFIX = "PHICHAT_"
+
+
+def _setting(
+    default: Any,
+    doc: str,
+    *,
+    choices: tuple[str, ...] = (),
+    low: float | None = None,
+    high: float | None = None,
+) -> Any:
+    """Declare a setting with its documentation and the values it allows."""
+    meta = {"doc": doc, "choices": choices, "low": low, "high": high}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user can configure. Each field is documented in the README table."""
+
+    # --- model ---
+    model: str = _setting(
+        DEFAULT_MODEL, "Hugging Face model id or a local folder with the same layout."
+    )
+    device: str = _setting("auto", "Where the model runs.", choices=("auto", "cuda", "mps", "cpu"))
+    dtype: str = _setting(
+        "auto",
+        "Weight precision; auto picks bfloat16 where the hardware runs it well, else float32.",
+        choices=("auto", "bfloat16", "float16", "float32"),
+    )
+    max_new_tokens: int = _setting(512, "Longest answer, in tokens.", low=1, high=32768)
+    temperature: float = _setting(
+        0.0, "Sampling temperature; 0 means greedy decoding.", low=0.0, high=2.0
+    )
+    top_p: float = _setting(
+        1.0, "Nucleus sampling cut-off (used when temperature > 0).", low=0.01, high=1.0
+    )
+    seed: int | None = _setting(None, "Random seed for sampling, for repeatable answers.")
+    context_window: int | None = _setting(
+        None,
+        "Override the model's context window, in tokens (default: from the model config).",
+        low=256,
+        high=1_048_576,
+    )
+
+    # --- search ---
+    search: bool = _setting(False, "Ground answers in web search by default.")
+    engine: str = _setting("duckduckgo", "Search engine.", choices=("duckduckgo", "searxng"))
+    searxng_url: str | None = _setting(None, "Base URL of a SearxNG instance (engine = searxng).")
+    allow_private_urls: bool = _setting(
+        False, "Allow fetching loopback, private and link-local addresses (off: refused)."
+    )
+    region: str = _setting("us-en", "DuckDuckGo region code, such as us-en or de-de.")
+    safesearch: str = _setting(
+        "moderate", "DuckDuckGo safe search.", choices=("on", "moderate", "off")
+    )
+    timelimit: str | None = _setting(
+        None,
+        "Only results from the last day, week, month or year (d, w, m, y).",
+        choices=("d", "w", "m", "y"),
+    )
+    max_results: int = _setting(6, "Search results to fetch per question.", low=1, high=20)
+    context_chars: int = _setting(
+        4000, "Most characters of web passages packed into the prompt.", low=200, high=200_000
+    )
+    fetch_timeout: float = _setting(
+        5.0, "Seconds to wait for each page to respond.", low=0.1, high=120
+    )
+    fetch_deadline: float = _setting(
+        10.0, "Seconds for fetching all pages together.", low=0.5, high=300
+    )
+    max_page_bytes: int = _setting(
+        2_000_000, "Largest page body read, in bytes.", low=1_000, high=50_000_000
+    )
+    embedder: str = _setting(
+        DEFAULT_EMBEDDER, "Sentence-transformers model name or folder for ranking."
+    )
+
+    # --- interface ---
+    theme: str = _setting("textual-dark", "Textual theme name.")
+    keys: dict[str, str] = _setting({}, "Key remapping: binding id = key, in a [keys] table.")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def setting_docs() -> list[tuple[str, str, str, str]]:
+    """(name, default, allowed, doc) for each setting: feeds the README and ``--help``."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        rows.append((f.name, repr(default), _allowed(f), f.metadata["doc"]))
+    return rows
+
+
+def _allowed(f: dataclasses.Field[Any]) -> str:
+    meta = f.metadata
+    if meta["choices"]:
+        return " | ".join(meta["choices"])
+    if meta["low"] is not None:
+        return f"{meta['low']:g} to {meta['high']:g}"
+    return _type_name(f)
+
+
+def _type_name(f: dataclasses.Field[Any]) -> str:
+    return str(f.type).replace("'", "")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(f: dataclasses.Field[Any], raw: Any, origin: str) -> Any:
+    """Turn a raw value (TOML value, env string or flag) into the field's type, or fail clearly."""
+    name = f.name
+    kind = str(f.type)
+    meta = f.metadata
+    optional = "None" in kind
+
+    def fail(allowed: str) -> ConfigError:
+        return ConfigError(f"invalid setting '{name}' ({origin}): expected {allowed}, got {raw!r}")
+
+    if raw is None or (optional and isinstance(raw, str) and raw.strip().lower() in ("", "none")):
+        if optional:
+            return None
+        raise fail("a value")
+
+    if kind.startswith("bool"):
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise fail("true or false")
+    if kind.startswith("dict"):
+        if isinstance(raw, Mapping) and all(isinstance(v, str) for v in raw.values()):
+            return {str(k): v for k, v in raw.items()}
+        raise fail("a table of binding id = key")
+    if kind.startswith("int"):
+        if isinstance(raw, bool):
+            raise fail(f"a whole number{_range(meta)}")
+        if isinstance(raw, float):
+            raise fail(f"a whole number{_range(meta)}")
+        try:
+            whole = int(raw)
+        except (TypeError, ValueError):
+            raise fail(f"a whole number{_range(meta)}") from None
+        return _check_range(whole, meta, fail, "a whole number")
+    if kind.startswith("float"):
+        if isinstance(raw, bool):
+            raise fail(f"a number{_range(meta)}")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise fail(f"a number{_range(meta)}") from None
+        if value != value:  # NaN
+            raise fail(f"a number{_range(meta)}")
+        return _check_range(value, meta, fail, "a number")
+    # strings
+    if not isinstance(raw, str):
+        raise fail("text")
+    value = raw.strip()
+    if meta["choices"] and value not in meta["choices"]:
+        raise fail("one of " + ", ".join(meta["choices"]))
+    if not value:
+        raise fail("a non-empty value")
+    return value
+
+
+def _range(meta: Mapping[str, Any]) -> str:
+    return f" from {meta['low']:g} to {meta['high']:g}" if meta["low"] is not None else ""
+
+
+def _check_range(value: float, meta: Mapping[str, Any], fail: Any, what: str) -> float:
+    if meta["low"] is not None and not (meta["low"] <= value <= meta["high"]):
+        raise fail(f"{what}{_range(meta)}")
+    return value
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML config file; unknown keys and bad syntax are errors naming the file."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    known = set(Settings.names())
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting '{unknown[0]}' in {path}; known settings: {', '.join(sorted(known))}"
+        )
+    return data
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Collect ``PHICHAT_<NAME>`` variables that name a setting."""
+    values = {}
+    for name in Settings.names():
+        key = ENV_PREFIX + name.upper()
+        if key in environ and name != "keys":
+            values[name] = environ[key]
+    return values
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings: defaults < config file < environment < flags.
+
+    ``flags`` holds only the options the user actually gave (None values are ignored).
+    An explicit ``config_file`` must exist; the default one may be absent.
+    """
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get("PHICHAT_CONFIG"):
+        config_file = Path(environ["PHICHAT_CONFIG"])
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    path = config_file or default_config_file()
+
+    layers: list[tuple[str, Mapping[str, Any]]] = [
+        (f"in {path}", read_config_file(path)),
+        ("from the environment", read_environment(environ)),
+        ("from the command line", {k: v for k, v in (flags or {}).items() if v is not None}),
+    ]
+    by_name = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    for origin, layer in layers:
+        for name, raw in layer.items():
+            if name not in by_name:
+                raise ConfigError(f"unknown setting '{name}' {origin}")
+            values[name] = _coerce(by_name[name], raw, origin)
+    return Settings(**values)

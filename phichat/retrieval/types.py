@@ -1,0 +1,70 @@
+"""The plain records each retrieval stage takes and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from phichat.domain import Source
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    title: str
+    url: str
+    snippet: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    url: str
+    title: str = ""
+    text: str = ""
+    fetched_ok: bool = False
+    error: str | None = None
+    chars: int = 0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    source_url: str
+    text: str
+    position: int
+    title: str = ""
+    heading: str = ""
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True)
+class PackBudget:
+    """How much web text may enter the prompt.
+
+    ``max_chars`` always applies; ``max_tokens`` applies too when ``count_tokens`` (the
+    model's own tokenizer) is available.
+    """
+
+    max_chars: int
+    max_tokens: int | None = None
+    count_tokens: Callable[[str], int] | None = None
+
+
+@dataclass
+class Retrieval:
+    """What retrieval hands to the prompt: numbered sources and the exact packed text."""
+
+    query: str
+    sources: list[Source]
+    context_text: str
+    pages: list[Page] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    # Set when the search engine itself failed (the answer then comes without sources).
+    search_error: str | None = None
+
+
+# progress(stage, detail): stage is one of "searching", "fetching", "reading", "ranking".
+RetrievalProgress = Callable[[str, str], None]

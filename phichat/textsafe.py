@@ -1,0 +1,26 @@
+"""Make untrusted text (web pages, model output, user input) safe to show in a terminal."""
+
+from __future__ import annotations
+
+import re
+
+# ESC-introduced sequences (CSI, OSC, and two-character escapes) and every other C0/C1
+# control character except tab and newline. A web page or a model can emit these, and a
+# terminal would obey them: clear the screen, retitle the window, or hide text.
+_ANSI_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI ... final byte
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC ... BEL or ST
+    r"|\x1b[@-Z\\-_]"  # two-character escapes
+)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_control(text: str) -> str:
+    """Remove terminal escape sequences and control characters, keeping tabs and newlines."""
+    return _CONTROL_CHARS.sub("", _ANSI_SEQUENCE.sub("", text))
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse text to a single, control-free line of at most ``limit`` characters."""
+    flat = " ".join(strip_control(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
