@@ -37,3 +37,21 @@ class PromptTooLong(PhichatError):
 
 class SearchUnavailable(PhichatError):
     """The search engine could not be reached (timeout, rate limit, no network)."""
+
+
+class StorageError(PhichatError):
+    """The conversation database cannot be opened, read or written."""
+
+    exit_code = 1
+
+
+class NotFound(PhichatError):
+    """No saved conversation matches the id (or id prefix) the user gave."""
+
+    exit_code = 2
+
+
+class AmbiguousId(PhichatError):
+    """An id prefix matches more than one saved conversation."""
+
+    exit_code = 2
