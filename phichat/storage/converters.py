@@ -1,0 +1,103 @@
+"""Map domain dataclasses to database rows and back.
+
+``phichat.domain`` knows nothing of SQLite; this module is the only place that knows both.
+Sources (with their passages and scores) and timings are stored as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from typing import Any
+
+from phichat.domain import Message, Source, SourcePassage
+
+
+def sources_to_json(sources: list[Source]) -> str:
+    return json.dumps(
+        [
+            {
+                "n": source.n,
+                "title": source.title,
+                "url": source.url,
+                "passages": [
+                    {"text": p.text, "score": p.score, "heading": p.heading}
+                    for p in source.passages
+                ],
+            }
+            for source in sources
+        ],
+        ensure_ascii=False,
+    )
+
+
+def sources_from_json(text: str | None) -> list[Source]:
+    return [
+        Source(
+            n=int(item["n"]),
+            title=str(item.get("title", "")),
+            url=str(item.get("url", "")),
+            passages=tuple(
+                SourcePassage(
+                    text=str(p.get("text", "")),
+                    score=float(p.get("score", 0.0)),
+                    heading=str(p.get("heading", "")),
+                )
+                for p in item.get("passages", ())
+            ),
+        )
+        for item in _load_json(text, [])
+    ]
+
+
+def timings_to_json(timings: dict[str, float]) -> str:
+    # JSON has no NaN or infinity; a timing that is not a finite number is dropped.
+    finite = {key: float(value) for key, value in timings.items() if math.isfinite(value)}
+    return json.dumps(finite)
+
+
+def timings_from_json(text: str | None) -> dict[str, float]:
+    return {str(key): float(value) for key, value in _load_json(text, {}).items()}
+
+
+def message_to_row(message: Message, conversation_id: str, position: int) -> dict[str, Any]:
+    """The column values for ``message``, keyed by column name."""
+    return {
+        "id": message.id,
+        "conversation_id": conversation_id,
+        "position": position,
+        "role": message.role,
+        "text": message.text,
+        "created_at": message.created_at,
+        "search_used": int(message.search_used),
+        "grounded": int(message.grounded),
+        "query": message.query,
+        "sources": sources_to_json(message.sources),
+        "timings": timings_to_json(message.timings),
+        "stopped": int(message.stopped),
+        "error": message.error,
+    }
+
+
+def message_from_row(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"],
+        role=row["role"],
+        text=row["text"],
+        created_at=row["created_at"],
+        search_used=bool(row["search_used"]),
+        grounded=bool(row["grounded"]),
+        query=row["query"],
+        sources=sources_from_json(row["sources"]),
+        timings=timings_from_json(row["timings"]),
+        stopped=bool(row["stopped"]),
+        error=row["error"],
+    )
+
+
+def _load_json(text: str | None, empty: Any) -> Any:
+    if not text:
+        return empty
+    value = json.loads(text)
+    return value if isinstance(value, type(empty)) else empty
