@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from phichat import __version__
-from phichat.cli import ask, download
+from phichat.cli import ask, download, history
 from phichat.cli.common import add_model_flags, settings_from_args
 from phichat.errors import PhichatError
 from phichat.textsafe import one_line
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     ask.register(commands)
     download.register(commands)
+    history.register(commands)
     return parser
 
 
