@@ -48,17 +48,34 @@ def download(model: str) -> Path:
     """Fetch a model's weights into the Hugging Face cache, with the Hub's progress bars."""
     if looks_like_path(model):
         raise DownloadError(f"{model} is a local path; `phichat download` takes a Hugging Face id")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
+    if constants.HF_HUB_OFFLINE:
+        raise DownloadError("cannot download while HF_HUB_OFFLINE is set; unset it and try again")
     try:
         return Path(snapshot_download(model, allow_patterns=WEIGHT_PATTERNS))
     except HFValidationError:
         raise DownloadError(f"'{model}' is not a valid Hugging Face model id") from None
+    except (RepositoryNotFoundError, GatedRepoError):
+        raise DownloadError(
+            f"{model} was not found on the Hugging Face Hub (or needs a login)"
+        ) from None
+    except LocalEntryNotFoundError as exc:
+        # The Hub client puts the underlying network error on the first line ("Got: ...").
+        cause = str(exc).splitlines()[0].removeprefix("Got: ")
+        raise DownloadError(
+            f"cannot reach the Hugging Face Hub to download {model} ({cause}); "
+            "check the network connection and try again"
+        ) from None
     except KeyboardInterrupt:
         raise DownloadError("download cancelled; run the same command again to resume") from None
-    except Exception as exc:  # the Hub client raises many kinds; all mean "could not fetch"
+    except (HfHubHTTPError, OSError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DownloadError(
-            f"cannot download {model} from the Hugging Face Hub: {reason}"
-        ) from None
+        raise DownloadError(f"cannot download {model}: {reason}") from None

@@ -1,0 +1,80 @@
+"""The wheel ships the prompt templates, and they load from an installed copy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from phichat import prompts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return next(out.glob("phichat-*.whl"))
+
+
+def test_every_template_is_in_the_wheel(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in prompts.available():
+        assert f"phichat/prompts/{name}.md" in names
+
+
+def test_templates_load_from_an_installed_copy(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    script = "\n".join(
+        [
+            "import phichat, phichat.prompts as p",
+            f"assert phichat.__file__.startswith({str(target)!r}), phichat.__file__",
+            "print(' '.join(f'{n}={len(p.load(n))}' for n in p.available()))",
+        ]
+    )
+    result = subprocess.run(
+        # -S skips site-packages (and so the editable install of this checkout); cwd keeps
+        # the checkout off sys.path: only the wheel's copy can be imported.
+        [sys.executable, "-S", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(target)},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = dict(line.split("=") for line in result.stdout.split())
+    assert set(loaded) == set(prompts.available()) >= {"system", "grounded", "search_query"}
+    assert all(int(size) > 20 for size in loaded.values())
+
+
+def test_render_inserts_values_verbatim() -> None:
+    text = prompts.render("grounded", sources="{not a placeholder} [1]", question="Why?")
+    assert "{not a placeholder} [1]" in text and text.endswith("Question: Why?")
