@@ -121,3 +121,9 @@ def test_markup_and_escape_payloads_stay_literal_text() -> None:
     assert "[bold red]x[/] and [/foo] and cleared [^1]" in markdown
     # The title's newline cannot break the footnote out onto a second line.
     assert "[^1]: Evil [/foo] title — https://example.org/red" in markdown
+
+
+def test_a_source_without_a_title_is_footnoted_by_its_url_alone() -> None:
+    untitled = Source(1, "", "https://example.org/bare")
+    markdown = to_markdown(conversation_with(grounded("Bare [1].", untitled)))
+    assert "\n[^1]: https://example.org/bare\n" in markdown + "\n"

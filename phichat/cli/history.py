@@ -7,10 +7,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from phichat.domain import Conversation
 from phichat.errors import PhichatError
 from phichat.textsafe import one_line
 
-# Issue 5 adds "ics"; each format maps to a function that renders a Conversation.
+# Formats ``history export --format`` accepts; ``render`` turns a conversation into each.
 EXPORT_FORMATS = ["md"]
 
 # Ids are 12 hex characters; show at least this many, more where two would look alike.
@@ -61,11 +62,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from phichat.storage import ConversationStore
-    from phichat.storage.export import to_markdown
 
     with ConversationStore() as store:
         conversation = store.load(store.resolve_id(args.id))
-    text = to_markdown(conversation)
+    text = render(conversation, args.format)
     if args.output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -76,6 +76,15 @@ def run_export(args: argparse.Namespace) -> int:
         raise PhichatError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def render(conversation: Conversation, export_format: str) -> str:
+    """The conversation as text in ``export_format`` (one of EXPORT_FORMATS)."""
+    if export_format == "md":
+        from phichat.storage.export import to_markdown
+
+        return to_markdown(conversation)
+    raise PhichatError(f"unknown export format '{export_format}'")
 
 
 def short_id_length(ids: list[str]) -> int:

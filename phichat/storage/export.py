@@ -95,10 +95,9 @@ def link_citations(text: str, numbers: set[int], label_prefix: str = "") -> str:
 
 
 def _footnote(source: Source, label_prefix: str) -> str:
-    title = one_line(source.title, 200) or one_line(source.url, 200)
-    url = one_line(source.url, 2000)
     label = f"[^{label_prefix}{source.n}]"
-    return f"{label}: {title} — {url}" if url else f"{label}: {title}"
+    parts = [one_line(source.title, 200), one_line(source.url, 2000)]
+    return f"{label}: " + " — ".join(part for part in parts if part)
 
 
 def _utc(timestamp: float) -> str:
