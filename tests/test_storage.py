@@ -344,3 +344,17 @@ def test_two_threads_saving_into_one_conversation_lose_nothing(
     for label in "ab":
         mine = [t for t in texts if t.startswith(label)]
         assert mine == [f"{label}{i} (edited)" for i in range(per_thread)]
+
+
+def test_storage_imports_no_ui_chat_or_heavy_libraries() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, phichat.storage, phichat.storage.export; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('textual', 'rich', 'torch', 'transformers') or m.startswith('phichat.chat')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
