@@ -112,25 +112,43 @@ class Settings:
 
 
 def setting_docs() -> list[tuple[str, str, str, str]]:
-    """(name, default, allowed, doc) for each setting: feeds the README and ``--help``."""
+    """(name, default, allowed, doc) for each setting: feeds the README table."""
     rows = []
     for f in fields(Settings):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        rows.append((f.name, repr(default), _allowed(f), f.metadata["doc"]))
+        rows.append((f.name, _show(default), _allowed(f), f.metadata["doc"]))
     return rows
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{}" if not value else str(value)
+    return str(value)
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
 def _allowed(f: dataclasses.Field[Any]) -> str:
     meta = f.metadata
+    kind = str(f.type)
+    suffix = " or unset" if "None" in kind else ""
     if meta["choices"]:
-        return " | ".join(meta["choices"])
+        return ", ".join(meta["choices"]) + suffix
     if meta["low"] is not None:
-        return f"{meta['low']:g} to {meta['high']:g}"
-    return _type_name(f)
-
-
-def _type_name(f: dataclasses.Field[Any]) -> str:
-    return str(f.type).replace("'", "")
+        return f"{_number(meta['low'])} to {_number(meta['high'])}" + suffix
+    if kind.startswith("bool"):
+        return "true, false"
+    if kind.startswith("int"):
+        return "whole number" + suffix
+    if kind.startswith("dict"):
+        return "table"
+    return "text" + suffix
 
 
 _TRUE = {"1", "true", "yes", "on"}

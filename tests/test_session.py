@@ -172,3 +172,40 @@ def test_a_turn_on_the_tiny_phi3_ends_with_timings(tiny_phi3: Phi3Model) -> None
     assert done.message.timings["new_tokens"] == 12
     assert done.message.timings["prompt_tokens"] > 0
     assert done.message.timings["tokens_per_s"] > 0
+
+
+def test_a_streaming_answer_is_checkpointed_so_a_crash_keeps_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from phichat.chat import session as session_module
+
+    monkeypatch.setattr(session_module, "PARTIAL_SAVE_INTERVAL_S", 0.0)
+    saved: list[tuple[str, str, bool]] = []
+
+    class Store(RecordingStore):
+        def save_message(self, conversation: Conversation, message: Message) -> None:
+            saved.append((message.id, message.text, message.stopped))
+
+    session = Session(ScriptedModel(["one two three"]), options(), store=Store())
+    events = list(session.respond(Conversation(), "count", False, threading.Event()))
+    answer = events[-1].message
+    checkpoints = [entry for entry in saved if entry[0] == answer.id]
+    # Partial saves carry the text so far and are marked unfinished; the last save is final.
+    assert checkpoints[:-1] == [
+        (answer.id, "one", True),
+        (answer.id, "one two", True),
+        (answer.id, "one two three", True),
+    ]
+    assert checkpoints[-1] == (answer.id, "one two three", False)
+
+
+def test_a_store_failure_is_a_failed_event_not_a_crash() -> None:
+    from phichat.errors import PhichatError
+
+    class BrokenStore(RecordingStore):
+        def save_message(self, conversation: Conversation, message: Message) -> None:
+            raise PhichatError("disk full")
+
+    conversation = Conversation()
+    session = Session(ScriptedModel(), options(), store=BrokenStore())
+    events = list(session.respond(conversation, "hi", False, threading.Event()))
+    assert events == [Failed("could not save the message: disk full")]
+    assert conversation.messages == []

@@ -7,6 +7,8 @@ worker, the CLI in the main thread.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import queue
 import threading
 import time
@@ -23,6 +25,10 @@ from phichat.models.base import ChatModel, GenerationOptions, GenerationStats
 from phichat.retrieval.types import PackBudget, Retrieval, RetrievalProgress
 
 T = TypeVar("T")
+
+# How often a streaming answer is checkpointed to the store (a save is one small SQLite
+# write; once a second costs nothing next to generation).
+PARTIAL_SAVE_INTERVAL_S = 1.0
 
 
 class Retriever(Protocol):
@@ -82,7 +88,12 @@ class Session:
         conversation.messages.append(user_message)
         if not conversation.title:
             conversation.title = conversation.title_from(text)
-        self._save(conversation, user_message)
+        try:
+            self._save(conversation, user_message)
+        except PhichatError as exc:
+            conversation.messages.pop()
+            yield Failed(f"could not save the message: {exc}")
+            return
         yield from self._answer(conversation, history, text, search, stop, pinned_sources)
 
     def regenerate(
@@ -149,11 +160,15 @@ class Session:
                 timings["history_dropped"] = float(dropped)
                 yield Status("thinking", "")
                 stats = GenerationStats()
+                last_saved = time.perf_counter()
                 for piece in self.model.stream(messages, self.options.generation, stop, stats):
                     if not pieces:
                         yield Status("writing", "")
                     pieces.append(piece)
                     yield Token(piece)
+                    if time.perf_counter() - last_saved >= PARTIAL_SAVE_INTERVAL_S:
+                        self._save_partial(conversation, answer, pieces)
+                        last_saved = time.perf_counter()
                 answer.stopped = stop.is_set()
                 timings.update(
                     ttft_s=stats.ttft_s,
@@ -167,7 +182,10 @@ class Session:
         timings["total_s"] = time.perf_counter() - started
         if answer.text or answer.error is None:
             conversation.messages.append(answer)
-            self._save(conversation, answer)
+            try:
+                self._save(conversation, answer)
+            except PhichatError as exc:
+                answer.error = f"could not save the answer: {exc}"
         if answer.error is not None:
             yield Failed(answer.error)
         else:
@@ -237,6 +255,18 @@ class Session:
         if failure:
             raise failure[0]
         return outcome[0]
+
+    def _save_partial(self, conversation: Conversation, answer: Message, pieces: list[str]) -> None:
+        """Checkpoint a streaming answer, so a crash or kill keeps what was already shown.
+
+        It is saved as stopped (it has not finished yet); the final save corrects that.
+        A failed checkpoint is not fatal: the final save reports any lasting problem.
+        """
+        if self.store is None:
+            return
+        checkpoint = dataclasses.replace(answer, text="".join(pieces), stopped=True)
+        with contextlib.suppress(PhichatError):
+            self.store.save_message(conversation, checkpoint)
 
     def _save(self, conversation: Conversation, message: Message) -> None:
         if self.store is not None:
