@@ -1,0 +1,496 @@
+"""The phichat Textual app: it wires widgets to the chat session and keeps nothing else.
+
+Turn logic lives in ``chat.Session``; the app only starts turns in a worker (``TurnRunner``)
+and hands each event to the widget that shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from phichat.chat.session import Session
+from phichat.config import Settings
+from phichat.domain import Conversation, Message
+from phichat.errors import PhichatError
+from phichat.models.base import ChatModel
+from phichat.storage.conversations import ConversationStore
+from phichat.textsafe import one_line
+from phichat.ui.keys import KEYS, bindings, key_label, unknown_ids
+from phichat.ui.screens.confirm_screen import ConfirmScreen
+from phichat.ui.screens.context_screen import ContextScreen
+from phichat.ui.screens.export_screen import ExportScreen
+from phichat.ui.screens.help_screen import HelpScreen
+from phichat.ui.screens.rename_screen import RenameScreen
+from phichat.ui.untrusted import display_title, safe_url
+from phichat.ui.widgets.answer import Answer
+from phichat.ui.widgets.composer import Composer
+from phichat.ui.widgets.conversation_list import ConversationList
+from phichat.ui.widgets.conversation_view import ConversationView
+from phichat.ui.widgets.model_loader import ModelLoader
+from phichat.ui.widgets.model_problem import ModelProblem
+from phichat.ui.widgets.search_toggle import SearchToggle
+from phichat.ui.widgets.source_list import SourceList
+from phichat.ui.widgets.status_bar import StatusBar
+from phichat.ui.widgets.turn_runner import TurnRunner
+from phichat.ui.widgets.user_message import UserMessage
+
+THEME_PREFERENCE = "theme"
+
+
+class PhichatApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "phichat"
+    BINDINGS = bindings("app")
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: Session | None = None,
+        model: ChatModel | None = None,
+        store: ConversationStore | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.store = store if store is not None else ConversationStore()
+        if session is None:
+            from phichat.chat.factory import create_session
+
+            session = create_session(settings, model=model, store=self.store)
+        self.session = session
+        self.conversation = Conversation()
+        self._answer: Answer | None = None  # the answer the running turn writes into
+        self._pending_text: str | None = None  # what the running turn was asked
+
+    # ---- layout ----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="sidebar"):
+                yield Static("Conversations", id="sidebar-title", markup=False)
+                yield ConversationList(id="conversation-list")
+            with Vertical(id="main"):
+                yield ConversationView(id="conversation")
+                with Horizontal(id="composer-row"):
+                    yield Composer(id="composer")
+                    yield SearchToggle(self.settings.search, id="search-toggle")
+        yield StatusBar(id="status-bar")
+        yield Footer()
+        yield ModelLoader()
+        yield TurnRunner()
+
+    @property
+    def view(self) -> ConversationView:
+        return self.query_one(ConversationView)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one(Composer)
+
+    @property
+    def runner(self) -> TurnRunner:
+        return self.query_one(TurnRunner)
+
+    @property
+    def loader(self) -> ModelLoader:
+        return self.query_one(ModelLoader)
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    async def on_mount(self) -> None:
+        self._apply_keymap()
+        self._apply_theme()
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.query_one("#sidebar").display = False
+        await self.view.show_conversation(self.conversation)
+        self._refresh_sidebar()
+        self.status_bar.show_loading(self.session.model.name, "starting", None)
+        self.loader.start(self.session.model)
+        self.composer.focus()
+
+    def _apply_keymap(self) -> None:
+        keymap = dict(self.settings.keys)
+        unknown = unknown_ids(keymap)
+        if unknown:
+            self.notify(
+                f"Ignoring unknown key ids in [keys]: {', '.join(unknown)}",
+                severity="warning",
+                markup=False,
+            )
+        self.set_keymap({k: v for k, v in keymap.items() if k not in unknown})
+
+    def _apply_theme(self) -> None:
+        wanted = self._read_preference(THEME_PREFERENCE) or self.settings.theme
+        if wanted in self.available_themes:
+            self.theme = wanted
+        else:
+            self.notify(f"Unknown theme {wanted!r}; using the default.", markup=False)
+
+    def _remember_theme(self, theme: object) -> None:
+        self._write_preference(THEME_PREFERENCE, self.theme)
+
+    # ---- the model ---------------------------------------------------------------------------
+    def on_model_loader_progressed(self, event: ModelLoader.Progressed) -> None:
+        self.status_bar.show_loading(self.session.model.name, event.description, event.fraction)
+
+    def on_model_loader_loaded(self, event: ModelLoader.Loaded) -> None:
+        self.status_bar.show_ready(event.facts)
+
+    async def on_model_loader_failed(self, event: ModelLoader.Failed) -> None:
+        self.status_bar.show_failed()
+        main = self.query_one("#main")
+        await self.query("#model-problem").remove()
+        await main.mount(
+            ModelProblem(self.session.model.name, event.error, id="model-problem"), before=0
+        )
+
+    # ---- sending and answering -------------------------------------------------------------
+    async def on_composer_submitted(self, event: Composer.Submitted) -> None:
+        if self.runner.running:
+            self.composer.load_text(event.text)
+            self.notify("Still answering: Esc stops it.", severity="warning")
+            return
+        if self.loader.error is not None:
+            self.composer.load_text(event.text)
+            self.notify(
+                f"Cannot answer: {self.loader.error}", severity="error", markup=False, timeout=8
+            )
+            return
+        search = self.query_one(SearchToggle).enabled
+        conversation = self.conversation
+        await self.view.add_user(Message(role="user", text=event.text))
+        self._pending_text = event.text
+        await self._start_turn(
+            search,
+            lambda stop: self.session.respond(conversation, event.text, search, stop),
+        )
+
+    async def _start_turn(self, search: bool, events) -> None:  # type: ignore[no-untyped-def]
+        self._answer = await self.view.start_answer(search)
+        self.status_bar.show_turn("working… Esc stops")
+        self.runner.start(events, self.loader.ready, lambda: self.loader.error)
+
+    def _current(self, turn_id: int) -> Answer | None:
+        """The answer widget for ``turn_id``, or None for a turn the app has moved on from."""
+        return self._answer if turn_id == self.runner.turn_id else None
+
+    def on_turn_runner_step_changed(self, event: TurnRunner.StepChanged) -> None:
+        answer = self._current(event.turn_id)
+        if answer is None:
+            return
+        if event.stage == "thinking":
+            self.status_bar.show_turn("reading the prompt… Esc stops")
+        elif event.stage == "writing":
+            self.status_bar.show_turn("writing… Esc stops")
+        else:
+            answer.show_step(event.stage, event.detail)
+            self.status_bar.show_turn(f"{event.stage}… Esc stops")
+
+    def on_turn_runner_sources_found(self, event: TurnRunner.SourcesFound) -> None:
+        answer = self._current(event.turn_id)
+        if answer is not None:
+            answer.show_sources(event.sources, event.query)
+
+    async def on_turn_runner_token_arrived(self, event: TurnRunner.TokenArrived) -> None:
+        answer = self._current(event.turn_id)
+        if answer is not None:
+            await answer.append(event.text)
+
+    async def on_turn_runner_finished(self, event: TurnRunner.Finished) -> None:
+        answer = self._current(event.turn_id)
+        if answer is None:
+            return
+        self.runner.ended(event.turn_id)
+        await answer.finish(event.message)
+        self.status_bar.show_turn("stopped" if event.message.stopped else "")
+        self._turn_over()
+
+    async def on_turn_runner_failed(self, event: TurnRunner.Failed) -> None:
+        answer = self._current(event.turn_id)
+        if answer is None:
+            return
+        self.runner.ended(event.turn_id)
+        self.status_bar.show_turn("")
+        if event.never_started and self._pending_text is not None:
+            # Nothing was sent: take the message back so the user can send it later.
+            await answer.remove()
+            user_messages = self.view.query(UserMessage)
+            if user_messages:
+                await user_messages.last().remove()
+            self.composer.load_text(self._pending_text)
+            self.notify(event.error, severity="error", markup=False, timeout=8)
+        else:
+            await answer.fail(event.error)
+        self._turn_over()
+
+    def _turn_over(self) -> None:
+        self._answer = None
+        self._pending_text = None
+        self.composer.remember([m.text for m in self.conversation.messages if m.role == "user"])
+        self._refresh_sidebar()
+
+    # ---- actions ---------------------------------------------------------------------------
+    def action_cancel(self) -> None:
+        if self.runner.cancel():
+            self.status_bar.show_turn("stopping…")
+        elif not self.composer.has_focus:
+            self.composer.focus()
+
+    def action_toggle_search(self) -> None:
+        self.query_one(SearchToggle).toggle()
+
+    def on_search_toggle_toggled(self, event: SearchToggle.Toggled) -> None:
+        state = "on" if event.enabled else "off"
+        self.notify(f"Web search {state} for the next message.", timeout=2)
+
+    async def action_regenerate(self) -> None:
+        await self._regenerate(flip=False)
+
+    async def action_regenerate_flipped(self) -> None:
+        await self._regenerate(flip=True)
+
+    async def _regenerate(self, flip: bool) -> None:
+        if self.runner.running:
+            self.notify("Still answering: Esc stops it.", severity="warning")
+            return
+        messages = self.conversation.messages
+        if not any(m.role == "user" for m in messages):
+            self.notify("There is no message to answer again yet.")
+            return
+        if self.loader.error is not None:
+            self.notify(f"Cannot answer: {self.loader.error}", severity="error", markup=False)
+            return
+        last = messages[-1]
+        search = (
+            last.search_used if last.role == "assistant" else self.query_one(SearchToggle).enabled
+        )
+        if flip:
+            search = not search
+        conversation = self.conversation
+        await self.view.remove_trailing_answers()
+        await self._start_turn(
+            search, lambda stop: self.session.regenerate(conversation, search, stop)
+        )
+
+    def action_focus_sources(self) -> None:
+        answer = self.view.last_answer()
+        lists = answer.query(SourceList) if answer is not None else None
+        if not lists:
+            self.notify("The last answer has no sources.")
+            return
+        lists.first().focus()
+
+    def action_show_context(self) -> None:
+        answer = self.view.last_answer()
+        if answer is None or not answer.sources:
+            self.notify("The last answer used no web passages.")
+            return
+        self.push_screen(ContextScreen(answer.sources, answer.search_query))
+
+    def on_source_list_open_requested(self, event: SourceList.OpenRequested) -> None:
+        url = safe_url(event.url.strip("<>"))
+        if url is None:
+            self.notify("Not opening a link that is not http(s).", severity="warning")
+            return
+        try:
+            self.open_url(url)
+        except Exception as exc:  # the browser hook is outside our control
+            self.notify(f"Could not open {url}: {exc}", severity="error", markup=False)
+            return
+        self.notify(f"Opening {url}", markup=False, timeout=3)
+
+    def on_source_list_copy_requested(self, event: SourceList.CopyRequested) -> None:
+        self.copy_to_clipboard(event.url)
+        self.notify(f"Copied {one_line(event.url, 200)}", markup=False, timeout=3)
+
+    def on_source_list_context_requested(self, event: SourceList.ContextRequested) -> None:
+        answer = next((a for a in self.view.query(Answer) if a.sources == event.sources), None)
+        query = answer.search_query if answer is not None else None
+        self.push_screen(ContextScreen(event.sources, query, event.number))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.settings.keys))
+
+    # ---- conversations ---------------------------------------------------------------------
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one("#sidebar")
+        sidebar.display = not sidebar.display
+        if sidebar.display:
+            self._refresh_sidebar()
+            self.query_one(ConversationList).focus()
+        else:
+            self.composer.focus()
+
+    def _refresh_sidebar(self) -> None:
+        try:
+            summaries = self.store.list_conversations()
+        except PhichatError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.query_one(ConversationList).show(summaries, self.conversation.id)
+
+    async def action_new_conversation(self) -> None:
+        await self._switch_to(Conversation())
+
+    async def on_conversation_list_opened(self, event: ConversationList.Opened) -> None:
+        if event.conversation_id == self.conversation.id:
+            self.composer.focus()
+            return
+        try:
+            conversation = self.store.load(event.conversation_id)
+        except PhichatError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        await self._switch_to(conversation)
+
+    async def _switch_to(self, conversation: Conversation) -> None:
+        if self.runner.running:
+            # The stopped answer is still saved to its own conversation by the session.
+            self.runner.abandon()
+            self.status_bar.show_turn("")
+        self._answer = None
+        self._pending_text = None
+        self.conversation = conversation
+        await self.view.show_conversation(conversation)
+        self.composer.remember([m.text for m in conversation.messages if m.role == "user"])
+        self._refresh_sidebar()
+        self.composer.focus()
+
+    def _saved(self) -> bool:
+        if not self.conversation.messages:
+            self.notify("This conversation is empty: send a message first.")
+            return False
+        return True
+
+    def action_rename_conversation(self) -> None:
+        if not self._saved():
+            return
+
+        def rename(title: str | None) -> None:
+            if not title:
+                return
+            try:
+                self.store.rename(self.conversation.id, title)
+            except PhichatError as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.conversation.title = title
+            self._refresh_sidebar()
+
+        self.push_screen(RenameScreen(self.conversation.title), rename)
+
+    def action_delete_conversation(self) -> None:
+        if not self._saved():
+            return
+        doomed = self.conversation
+
+        async def delete(confirmed: bool | None) -> None:
+            if not confirmed:
+                return
+            if self.runner.running:
+                self.runner.abandon()
+            try:
+                self.store.delete(doomed.id)
+            except PhichatError as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.notify(f"Deleted “{one_line(doomed.title, 60)}”.", markup=False)
+            await self._switch_to(Conversation())
+
+        question = f"Delete “{one_line(doomed.title or 'untitled', 60)}” for good?"
+        self.push_screen(ConfirmScreen(question), delete)
+
+    def action_export_conversation(self) -> None:
+        if not self._saved():
+            return
+        conversation = self.conversation
+
+        def export(path: Path | None) -> None:
+            if path is not None:
+                self.export_to(conversation, path)
+
+        self.push_screen(ExportScreen(default_export_path(conversation)), export)
+
+    def export_to(self, conversation: Conversation, path: Path) -> Path | None:
+        from phichat.storage.export import to_markdown
+
+        if path.is_dir():
+            path = path / default_export_path(conversation).name
+        try:
+            path.write_text(to_markdown(conversation), encoding="utf-8")
+        except OSError as exc:
+            self.notify(
+                f"Could not write {path}: {exc.strerror or exc}", severity="error", markup=False
+            )
+            return None
+        self.notify(f"Exported to {path}", markup=False)
+        return path
+
+    # ---- command palette and quitting ------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for spec in KEYS:
+            if spec.scope != "app" or spec.action in ("quit", "change_theme"):
+                continue  # Textual's own palette already offers Quit and Theme
+            yield SystemCommand(
+                spec.description,
+                f"Key: {key_label(self.settings.keys.get(spec.id, spec.key))}",
+                lambda action=spec.action: self.run_action(action),
+            )
+        answer = self.view.last_answer() if screen is self.screen else None
+        for source in answer.sources if answer is not None else []:
+            title = display_title(source)
+            yield SystemCommand(
+                f"Open source {source.n}: {title}",
+                one_line(source.url, 200),
+                lambda url=source.url: self.post_message(SourceList.OpenRequested(url)),
+            )
+            yield SystemCommand(
+                f"Copy the URL of source {source.n}",
+                one_line(source.url, 200),
+                lambda url=source.url: self.post_message(SourceList.CopyRequested(url)),
+            )
+
+    async def action_quit(self) -> None:
+        # Ask a running turn to stop and give it a moment to save its partial answer;
+        # the daemon threads never keep the process alive past that.
+        self.runner.abandon()
+        await asyncio.to_thread(self.runner.wait_for_saves, 1.0)
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        self.store.close()
+
+    # ---- preferences -----------------------------------------------------------------------
+    def _read_preference(self, key: str) -> str | None:
+        try:
+            return self.store.get_preference(key)
+        except PhichatError:
+            return None
+
+    def _write_preference(self, key: str, value: str) -> None:
+        try:
+            self.store.set_preference(key, value)
+        except PhichatError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+
+
+def default_export_path(conversation: Conversation) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", conversation.title.lower()).strip("-")[:40] or "conversation"
+    return Path.cwd() / f"phichat-{slug}-{conversation.id[:6]}.md"
+
+
+def run_app(settings: Settings) -> int:
+    """Open the TUI; returns the process exit status."""
+    app = PhichatApp(settings)
+    result = app.run()
+    return int(result or 0)

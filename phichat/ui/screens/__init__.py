@@ -1,0 +1,1 @@
+"""Modal screens: help, source context, rename, confirm and export."""

@@ -1,0 +1,149 @@
+"""One assistant answer: live retrieval steps, streamed Markdown, badges and sources.
+
+Tokens are appended through a ``MarkdownStream`` (which batches them when they come
+faster than the widget can render), then the finished text is rendered once more with
+its citations linked. The whole answer is never re-parsed per token.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from phichat.domain import Message, Source
+from phichat.textsafe import one_line, strip_control
+from phichat.ui.untrusted import link_citations
+from phichat.ui.widgets.retrieval_steps import RetrievalSteps
+from phichat.ui.widgets.source_list import SourceList
+
+
+class Answer(Vertical):
+    def __init__(self, *, search: bool, message: Message | None = None) -> None:
+        super().__init__(classes="answer")
+        self.search = search
+        self.message = message
+        self.sources: list[Source] = list(message.sources) if message else []
+        self.search_query: str | None = message.query if message else None
+        self._stream: MarkdownStream | None = None
+        self._streamed: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """What the answer says so far (the finished text once it is done)."""
+        if self.message is not None and self._stream is None:
+            return self.message.text
+        return "".join(self._streamed)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="answer-header"):
+            yield Static("Assistant", classes="role", markup=False)
+            yield Static(
+                "web search" if self.search else "no search",
+                classes="badge " + ("badge-search" if self.search else "badge-offline"),
+                markup=False,
+            )
+            yield Static("", classes="badge badge-stopped", markup=False)
+        steps = RetrievalSteps()
+        steps.display = False
+        yield steps
+        initial = self._final_markdown() if self.message is not None else ""
+        yield Markdown(initial, open_links=False, classes="body")
+        yield Static("", classes="footer", markup=False)
+
+    def on_mount(self) -> None:
+        if self.message is not None:
+            self._show_outcome(self.message)
+            if self.message.query:
+                self.show_step("searching", self.message.query)
+                self.query_one(RetrievalSteps).finish()
+            if self.sources:
+                self.mount(SourceList(self.sources), before=self.query_one(".footer"))
+
+    # ---- while the turn runs --------------------------------------------------------------
+    def show_step(self, stage: str, detail: str) -> None:
+        self.query_one(RetrievalSteps).add_step(stage, detail or stage)
+
+    def show_sources(self, sources: list[Source], query: str) -> None:
+        self.sources = list(sources)
+        self.search_query = query
+        steps = self.query_one(RetrievalSteps)
+        found = f"{len(sources)} source{'s' if len(sources) != 1 else ''}" if sources else "none"
+        steps.add_step("ranking", f"{found} packed into the prompt")
+        steps.finish()
+        if sources and not self.query(SourceList):
+            self.mount(SourceList(sources), before=self.query_one(".footer"))
+
+    async def append(self, delta: str) -> None:
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.query_one(Markdown))
+        piece = strip_control(delta)
+        self._streamed.append(piece)
+        await self._stream.write(piece)
+
+    async def finish(self, message: Message) -> None:
+        """The turn ended (done or stopped): one final render with citations linked."""
+        await self._stop_stream()
+        self.message = message
+        self.sources = list(message.sources)
+        self.query_one(RetrievalSteps).finish()
+        await self.query_one(Markdown).update(self._final_markdown())
+        if self.sources and not self.query(SourceList):
+            await self.mount(SourceList(self.sources), before=self.query_one(".footer"))
+        self._show_outcome(message)
+
+    async def fail(self, error: str) -> None:
+        """The turn failed: keep whatever was streamed and say why underneath."""
+        await self._stop_stream()
+        self.query_one(RetrievalSteps).finish()
+        footer = self.query_one(".footer", Static)
+        footer.update(Text("✖ " + one_line(error, 500), style="bold red"))
+        self.add_class("failed")
+
+    async def _stop_stream(self) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+
+    # ---- rendering ------------------------------------------------------------------------
+    def _final_markdown(self) -> str:
+        text = strip_control(self.message.text if self.message else self.text)
+        return link_citations(text, self.sources) if self.sources else text
+
+    def _show_outcome(self, message: Message) -> None:
+        stopped = self.query_one(".badge-stopped", Static)
+        stopped.update("stopped" if message.stopped else "")
+        stopped.display = message.stopped
+        self.set_class(message.stopped, "stopped")
+        footer = self.query_one(".footer", Static)
+        if message.error:
+            footer.update(Text("✖ " + one_line(message.error, 500), style="bold red"))
+        elif message.stopped:
+            footer.update(Text("Stopped by you; the partial answer is kept.", style="italic"))
+        elif message.search_used and not message.grounded:
+            footer.update(Text("Answered without sources: none were found.", style="italic"))
+        else:
+            footer.update(self._timing_line(message))
+
+    @staticmethod
+    def _timing_line(message: Message) -> Text:
+        timings = message.timings
+        parts = []
+        if timings.get("new_tokens"):
+            parts.append(f"{int(timings['new_tokens'])} tokens")
+        if timings.get("tokens_per_s"):
+            parts.append(f"{timings['tokens_per_s']:.1f} tok/s")
+        if timings.get("total_s"):
+            parts.append(f"{timings['total_s']:.1f} s")
+        return Text(" · ".join(parts), style="dim")
+
+    def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
+        """A citation link: highlight its source in the list, then open it."""
+        event.stop()
+        lists = self.query(SourceList)
+        for source in self.sources:
+            if event.href.strip("<>") == source.url and lists:
+                lists.first().select_number(source.n)
+        self.post_message(SourceList.OpenRequested(event.href))
