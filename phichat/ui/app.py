@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from textual.app import App, ComposeResult, SystemCommand
@@ -16,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from phichat.chat.events import Event
 from phichat.chat.session import Session
 from phichat.config import Settings
 from phichat.domain import Conversation, Message
@@ -69,6 +71,7 @@ class PhichatApp(App[int]):
         self.conversation = Conversation()
         self._answer: Answer | None = None  # the answer the running turn writes into
         self._pending_text: str | None = None  # what the running turn was asked
+        self._messages_before = 0  # conversation length when the running turn started
 
     # ---- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -150,7 +153,7 @@ class PhichatApp(App[int]):
         main = self.query_one("#main")
         await self.query("#model-problem").remove()
         await main.mount(
-            ModelProblem(self.session.model.name, event.error, id="model-problem"), before=0
+            ModelProblem(self.settings.model, event.error, id="model-problem"), before=0
         )
 
     # ---- sending and answering -------------------------------------------------------------
@@ -174,7 +177,10 @@ class PhichatApp(App[int]):
             lambda stop: self.session.respond(conversation, event.text, search, stop),
         )
 
-    async def _start_turn(self, search: bool, events) -> None:  # type: ignore[no-untyped-def]
+    async def _start_turn(
+        self, search: bool, events: Callable[[threading.Event], Iterator[Event]]
+    ) -> None:
+        self._messages_before = len(self.conversation.messages)
         self._answer = await self.view.start_answer(search)
         self.status_bar.show_turn("working… Esc stops")
         self.runner.start(events, self.loader.ready, lambda: self.loader.error)
@@ -220,8 +226,9 @@ class PhichatApp(App[int]):
             return
         self.runner.ended(event.turn_id)
         self.status_bar.show_turn("")
-        if event.never_started and self._pending_text is not None:
-            # Nothing was sent: take the message back so the user can send it later.
+        recorded = len(self.conversation.messages) > self._messages_before
+        if self._pending_text is not None and (event.never_started or not recorded):
+            # Nothing was sent or saved: take the message back so it can be sent later.
             await answer.remove()
             user_messages = self.view.query(UserMessage)
             if user_messages:
