@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -412,3 +413,49 @@ async def test_tiny_phi3_answers_through_the_app(tmp_path: Path, tiny_phi3) -> N
         assert answer.role == "assistant" and answer.error is None
         assert answer.timings["new_tokens"] >= 1
         assert answers(app)[0].query_one(Markdown).source == answer.text.replace("\x1b", "")
+
+
+async def test_view_follows_the_stream_at_the_bottom_and_stays_put_when_scrolled_up(
+    tmp_path: Path,
+) -> None:
+    reply = "\n\n".join(f"Paragraph {i} of a long answer." for i in range(120))
+    app = make_app(tmp_path, [reply], token_delay_s=0.01)
+    async with app.run_test(size=(100, 24)) as pilot:
+        view = app.view
+        app.composer.load_text("tell me a lot")
+        await pilot.press("enter")
+        for _ in range(400):
+            await pilot.pause(0.02)
+            if view.max_scroll_y > 10:
+                break
+        await pilot.pause(0.1)
+        assert view.max_scroll_y > 10
+        assert view.scroll_y == pytest.approx(view.max_scroll_y, abs=2)  # following the tail
+        view.scroll_home(animate=False, immediate=True)  # the reader scrolls up
+        grown_from = view.max_scroll_y
+        for _ in range(400):
+            await pilot.pause(0.02)
+            if view.max_scroll_y > grown_from + 10:
+                break
+        assert view.max_scroll_y > grown_from + 10
+        assert view.scroll_y == 0  # stayed where the reader put it
+        await pilot.press("escape")
+        await settle(pilot, app)
+
+
+async def test_quit_while_the_model_is_still_loading_does_not_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    # The load would take ten minutes; quitting must not wait for it. The bound below
+    # turns a hang into a failure instead of a stuck test run.
+    model = ScriptedModel(["never"], load_delay_s=600)
+    app = make_app(tmp_path, model=model)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.1)
+            assert not app.loader.ready.is_set()
+            await pilot.press("ctrl+q")
+
+    await asyncio.wait_for(run(), timeout=60)
+    assert app.return_value == 0

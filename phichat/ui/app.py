@@ -117,7 +117,9 @@ class PhichatApp(App[int]):
         await self.view.show_conversation(self.conversation)
         self._refresh_sidebar()
         self.status_bar.show_loading(self.session.model.name, "starting", None)
-        self.loader.start(self.session.model)
+        # Start loading after the first frame is painted: importing torch in a thread
+        # still competes for the interpreter, and the window should appear first.
+        self.call_after_refresh(self.loader.start, self.session.model)
         self.composer.focus()
 
     def _apply_keymap(self) -> None:

@@ -36,7 +36,6 @@ def context_text(sources: list[Source], query: str | None) -> Text:
             text.append("\n")
             body = strip_control(passage.text).strip()
             text.append("  " + body.replace("\n", "\n  ") + "\n\n")
-        text.append("\n")
     return text
 
 
