@@ -69,6 +69,12 @@ class Settings:
         high=1_048_576,
     )
 
+    preset: str | None = _setting(
+        None,
+        "Answer preset: itinerary, brief, or the name of your own file in the presets "
+        "folder of the config directory (without .md).",
+    )
+
     # --- search ---
     search: bool = _setting(False, "Ground answers in web search by default.")
     engine: str = _setting("duckduckgo", "Search engine.", choices=("duckduckgo", "searxng"))

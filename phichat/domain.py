@@ -50,6 +50,9 @@ class Message:
 
     ``stopped`` marks an answer cut short by the user; ``search_used`` records whether the
     search toggle was on, and ``grounded`` whether sources actually reached the prompt.
+    ``context`` is the exact sources block the answer was given, so its sources can be
+    pinned and asked again without searching. ``compare_side`` is "without" or "with" for
+    the two answers of a compare (one question answered without and with search).
     """
 
     role: Role
@@ -63,6 +66,8 @@ class Message:
     timings: dict[str, float] = field(default_factory=dict)
     stopped: bool = False
     error: str | None = None
+    context: str = ""
+    compare_side: str | None = None
 
 
 @dataclass

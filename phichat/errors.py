@@ -55,3 +55,15 @@ class AmbiguousId(PhichatError):
     """An id prefix matches more than one saved conversation."""
 
     exit_code = 2
+
+
+class PresetError(PhichatError):
+    """A preset name matches no preset file, or a preset file cannot be read or parsed."""
+
+    exit_code = 2
+
+
+class NoItinerary(PhichatError):
+    """An iCalendar export was asked for, but no answer in the conversation is a trip plan."""
+
+    exit_code = 2

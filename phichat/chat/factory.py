@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from phichat.chat.presets import load_preset
 from phichat.chat.session import MessageStore, Retriever, Session, TurnOptions
 from phichat.config import Settings
 from phichat.models import create_model
@@ -9,6 +10,8 @@ from phichat.models.base import ChatModel, GenerationOptions
 
 
 def turn_options(settings: Settings) -> TurnOptions:
+    """Generation settings and the chosen preset (a missing preset is a PresetError)."""
+    preset = load_preset(settings.preset) if settings.preset else None
     return TurnOptions(
         generation=GenerationOptions(
             max_new_tokens=settings.max_new_tokens,
@@ -17,6 +20,7 @@ def turn_options(settings: Settings) -> TurnOptions:
             seed=settings.seed,
         ),
         context_chars=settings.context_chars,
+        preset=preset,
     )
 
 

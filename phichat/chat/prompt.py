@@ -9,39 +9,55 @@ there most reliably.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from phichat import prompts
 from phichat.domain import Message
 from phichat.errors import PromptTooLong
 from phichat.models.base import ChatMessage, ChatModel
 
+if TYPE_CHECKING:
+    from phichat.chat.presets import Preset
+
 # Tokens kept free on top of the answer reservation: chat templates may add a token or
 # two (such as a final eos) that apply_chat_template(add_generation_prompt=True) does not.
 SAFETY_MARGIN = 8
 
 
-def system_message() -> ChatMessage:
-    return {"role": "system", "content": prompts.load("system")}
+def system_message(preset: Preset | None = None) -> ChatMessage:
+    """The default system prompt, or the preset's own when it has one."""
+    text = preset.system if preset is not None and preset.system else prompts.load("system")
+    return {"role": "system", "content": text}
 
 
-def user_turn(question: str, sources_block: str | None) -> str:
-    if not sources_block:
-        return question
-    return prompts.render("grounded", sources=sources_block, question=question)
+def user_turn(question: str, sources_block: str | None, preset: Preset | None = None) -> str:
+    """The question (inside the sources block when grounded), then the preset's format.
+
+    The answer format goes last, next to where the answer starts: Phi-3 follows an
+    instruction at the end of the user turn more reliably than one in the system prompt.
+    """
+    turn = question
+    if sources_block:
+        turn = prompts.render("grounded", sources=sources_block, question=question)
+    if preset is not None and preset.answer_format:
+        turn += "\n\nAnswer format:\n" + preset.answer_format
+    return turn
 
 
 def history_turns(history: Sequence[Message]) -> list[list[ChatMessage]]:
     """Group past messages into user/assistant turns, oldest first.
 
     Failed or empty answers are left out: they would only teach the model to fail again.
-    Past sources are not re-sent; a follow-up gets fresh retrieval of its own.
+    Past sources are not re-sent; a follow-up gets fresh retrieval of its own. When one
+    question has two answers (a compare, without and then with search), the later one
+    stands for the turn.
     """
     turns: list[list[ChatMessage]] = []
     for message in history:
         if message.role == "user":
             turns.append([{"role": "user", "content": message.text}])
         elif turns and message.text.strip() and not message.error:
-            turns[-1].append({"role": "assistant", "content": message.text})
+            turns[-1][1:] = [{"role": "assistant", "content": message.text}]
     return [turn for turn in turns if len(turn) == 2]
 
 
@@ -56,14 +72,15 @@ def build_messages(
     question: str,
     sources_block: str | None,
     max_new_tokens: int,
+    preset: Preset | None = None,
 ) -> tuple[list[ChatMessage], int]:
     """The messages to send, and how many past turns had to be dropped to fit.
 
     Raises ``PromptTooLong`` when even the system prompt and this question do not fit.
     """
     budget = prompt_budget(model, max_new_tokens)
-    system = system_message()
-    current: ChatMessage = {"role": "user", "content": user_turn(question, sources_block)}
+    system = system_message(preset)
+    current: ChatMessage = {"role": "user", "content": user_turn(question, sources_block, preset)}
     base_tokens = model.count_tokens([system, current])
     if base_tokens > budget:
         raise PromptTooLong(

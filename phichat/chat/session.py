@@ -18,7 +18,9 @@ from typing import Protocol, TypeVar
 
 from phichat.chat import prompt as prompt_builder
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
+from phichat.chat.presets import Preset
 from phichat.chat.query import search_query
+from phichat.chat.trip_query import trip_search_query
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
 from phichat.models.base import ChatModel, GenerationOptions, GenerationStats
@@ -49,6 +51,7 @@ class MessageStore(Protocol):
 class TurnOptions:
     generation: GenerationOptions
     context_chars: int = 4000
+    preset: Preset | None = None
 
 
 class Session:
@@ -111,6 +114,34 @@ class Session:
         history = conversation.messages[:-1]
         yield from self._answer(conversation, history, question, search, stop, None)
 
+    def answer_again(
+        self,
+        conversation: Conversation,
+        search: bool,
+        stop: threading.Event,
+        *,
+        pinned_sources: Retrieval | None = None,
+    ) -> Iterator[Event]:
+        """Add one more answer to the last user message, keeping the answers it has.
+
+        A compare answers one question twice, without and then with search.
+        """
+        asked = [i for i, m in enumerate(conversation.messages) if m.role == "user"]
+        if not asked:
+            yield Failed("there is no message to answer")
+            return
+        question = conversation.messages[asked[-1]].text
+        history = conversation.messages[: asked[-1]]
+        yield from self._answer(conversation, history, question, search, stop, pinned_sources)
+
+    def retrieval_query(self, history: list[Message], question: str, stop: threading.Event) -> str:
+        """The web query for ``question``: shaped for trip planning when the preset says so."""
+        query = search_query(self.model, history, question, stop)
+        preset = self.options.preset
+        if preset is not None and preset.query == "trip":
+            query = trip_search_query(question, query)
+        return query
+
     # ---- the turn ------------------------------------------------------------------------
     def _answer(
         self,
@@ -143,6 +174,7 @@ class Session:
                 answer.query = retrieval.query
                 answer.sources = list(retrieval.sources)
                 answer.grounded = bool(retrieval.sources)
+                answer.context = retrieval.context_text if retrieval.sources else ""
                 timings.update(retrieval.timings)
                 yield SourcesReady(
                     tuple(retrieval.sources), retrieval.query, len(retrieval.context_text)
@@ -156,6 +188,7 @@ class Session:
                     question,
                     retrieval.context_text if retrieval and retrieval.sources else None,
                     self.options.generation.max_new_tokens,
+                    self.options.preset,
                 )
                 timings["history_dropped"] = float(dropped)
                 yield Status("thinking", "")
@@ -199,9 +232,9 @@ class Session:
         if retriever is None:
             yield Status("searching", "search is not available; answering without sources")
             return None
-        query = search_query(self.model, history, question, stop)
+        query = self.retrieval_query(history, question, stop)
         yield Status("searching", query)
-        budget = self._pack_budget(question)
+        budget = self.pack_budget(question)
         retrieval: Retrieval = yield from self._pump(
             lambda progress: retriever.retrieve(query, budget, progress, stop), stop
         )
@@ -212,15 +245,16 @@ class Session:
             )
         return retrieval
 
-    def _pack_budget(self, question: str) -> PackBudget:
+    def pack_budget(self, question: str) -> PackBudget:
         """What is left of the window for sources once the rest of the prompt is counted.
 
         Sources outrank old history: history is trimmed afterwards to fit what remains.
         """
         generation = self.options.generation
+        preset = self.options.preset
         skeleton = [
-            prompt_builder.system_message(),
-            {"role": "user", "content": prompt_builder.user_turn(question, " ")},
+            prompt_builder.system_message(preset),
+            {"role": "user", "content": prompt_builder.user_turn(question, " ", preset)},
         ]
         fixed = self.model.count_tokens(skeleton)  # type: ignore[arg-type]
         free = prompt_builder.prompt_budget(self.model, generation.max_new_tokens) - fixed

@@ -46,13 +46,13 @@ ON CONFLICT (id) DO UPDATE SET
 _SAVE_MESSAGE = """
 INSERT INTO messages (
     id, conversation_id, position, role, text, created_at, search_used, grounded,
-    query, sources, timings, stopped, error
+    query, sources, timings, stopped, error, context, compare_side
 )
 VALUES (
     :id, :conversation_id,
     (SELECT coalesce(max(position), 0) + 1 FROM messages WHERE conversation_id = :conversation_id),
     :role, :text, :created_at, :search_used, :grounded,
-    :query, :sources, :timings, :stopped, :error
+    :query, :sources, :timings, :stopped, :error, :context, :compare_side
 )
 ON CONFLICT (id) DO UPDATE SET
     -- Saving a message again (an answer that was stopped, or finished) updates it in
@@ -64,7 +64,9 @@ ON CONFLICT (id) DO UPDATE SET
     sources = excluded.sources,
     timings = excluded.timings,
     stopped = excluded.stopped,
-    error = excluded.error
+    error = excluded.error,
+    context = excluded.context,
+    compare_side = excluded.compare_side
 """
 
 

@@ -77,6 +77,8 @@ def message_to_row(message: Message, conversation_id: str, position: int) -> dic
         "timings": timings_to_json(message.timings),
         "stopped": int(message.stopped),
         "error": message.error,
+        "context": message.context,
+        "compare_side": message.compare_side,
     }
 
 
@@ -93,6 +95,8 @@ def message_from_row(row: sqlite3.Row) -> Message:
         timings=timings_from_json(row["timings"]),
         stopped=bool(row["stopped"]),
         error=row["error"],
+        context=row["context"] or "",
+        compare_side=row["compare_side"],
     )
 
 

@@ -65,6 +65,14 @@ def m002_preferences(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE preferences (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+@migration
+def m003_message_context_and_compare(db: sqlite3.Connection) -> None:
+    # ``context``: the packed sources block an answer was given (to pin and re-ask).
+    # ``compare_side``: "without" or "with" for the two answers of a compare, else NULL.
+    db.execute("ALTER TABLE messages ADD COLUMN context TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE messages ADD COLUMN compare_side TEXT")
+
+
 def applied_migrations(db: sqlite3.Connection) -> list[str]:
     """Names of the migrations already applied to ``db``, in the order they were applied."""
     db.execute(
