@@ -459,3 +459,56 @@ async def test_quit_while_the_model_is_still_loading_does_not_wait_for_it(
 
     await asyncio.wait_for(run(), timeout=60)
     assert app.return_value == 0
+
+
+async def test_an_abandoned_turn_never_writes_into_the_next_conversation(tmp_path: Path) -> None:
+    reply = " ".join(f"old{i}" for i in range(300))
+    model = ScriptedModel([reply, "new answer"], token_delay_s=0.02)
+    app = make_app(tmp_path, model=model)
+    posted: list[object] = []
+    async with app.run_test(size=SIZE, message_hook=posted.append) as pilot:
+        app.composer.load_text("first question")
+        await pilot.press("enter")
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if len(sent(posted, TurnRunner.TokenArrived)) >= 3:
+                break
+        old_id = app.conversation.id
+        await pilot.press("ctrl+n")  # switch away while the answer is still streaming
+        await send(pilot, app, "second question")
+        [answer] = answers(app)
+        assert answer.query_one(Markdown).source == "new answer"
+        assert "old" not in answer.text
+        assert [m.text for m in app.conversation.messages] == ["second question", "new answer"]
+        old = app.store.load(old_id)
+        assert old.messages[-1].stopped and old.messages[-1].text.startswith("old0")
+
+
+async def test_hostile_source_titles_and_urls_are_shown_as_text_and_never_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phichat.domain import Source, SourcePassage
+
+    hostile = [
+        Source(1, "[bold red]Evil[/] [/foo]\x1b]0;pwned\x07 page", "javascript:alert(1)", ()),
+        Source(2, "Fine", "https://ok.example.org/", (SourcePassage("[/x] text", 0.5),)),
+    ]
+    app = make_app(tmp_path, ["Look [1] and [2]."], retriever=FakeRetriever(hostile), search=True)
+    opened: list[str] = []
+    monkeypatch.setattr(app, "open_url", lambda url, new_tab=True: opened.append(url))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "q")
+        [answer] = answers(app)
+        source_list = answer.query_one(SourceList)
+        label = source_list.get_option_at_index(0).prompt
+        assert str(label).startswith("[1] [bold red]Evil[/] [/foo] page")
+        assert "\x1b" not in str(label) and "\x07" not in str(label)
+        markdown = answer.query_one(Markdown).source
+        assert "javascript:" not in markdown  # cited, but not turned into a link
+        assert "[\\[2\\]](<https://ok.example.org/>)" in markdown
+        source_list.focus()
+        await pilot.press("o")  # the javascript: URL must not reach the browser
+        await pilot.pause()
+        assert opened == []
+        await pilot.press("down", "x")  # the context of source 2 alone
+        assert "[/x] text" in str(app.screen.query_one("#context-text", Static).render())
