@@ -512,3 +512,18 @@ async def test_hostile_source_titles_and_urls_are_shown_as_text_and_never_linked
         assert opened == []
         await pilot.press("down", "x")  # the context of source 2 alone
         assert "[/x] text" in str(app.screen.query_one("#context-text", Static).render())
+
+
+async def test_a_waiting_message_comes_back_if_the_model_then_fails_to_load(
+    tmp_path: Path,
+) -> None:
+    problem = ModelNotAvailable("the weights are missing")
+    app = make_app(tmp_path, model=ScriptedModel(load_delay_s=0.3, load_error=problem))
+    async with app.run_test(size=SIZE) as pilot:
+        app.composer.load_text("sent too early")
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.composer.text == "sent too early"  # given back, not lost
+        assert app.conversation.messages == []
+        assert not app.query(UserMessage) and not answers(app)
+        assert app.query(ModelProblem)
