@@ -32,12 +32,16 @@ def _setting(
     choices: tuple[str, ...] = (),
     low: float | None = None,
     high: float | None = None,
+    secret: bool = False,
 ) -> Any:
-    """Declare a setting with its documentation and the values it allows."""
+    """Declare a setting with its documentation and the values it allows.
+
+    A ``secret`` is left out of ``repr(settings)``, so a key never reaches a log or a traceback.
+    """
     meta = {"doc": doc, "choices": choices, "low": low, "high": high}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,13 @@ class Settings:
     """Everything a user can configure. Each field is documented in the README table."""
 
     # --- model ---
+    backend: str = _setting(
+        "transformers",
+        "Where answers are generated: transformers runs the model in this process, openai "
+        "sends the chat to an OpenAI-compatible server, gguf runs a local .gguf file with "
+        "llama.cpp.",
+        choices=("transformers", "openai", "gguf"),
+    )
     model: str = _setting(
         DEFAULT_MODEL, "Hugging Face model id or a local folder with the same layout."
     )
@@ -73,6 +84,42 @@ class Settings:
         None,
         "Answer preset: itinerary, brief, or the name of your own file in the presets "
         "folder of the config directory (without .md).",
+    )
+
+    # --- model servers (backend = openai) ---
+    base_url: str | None = _setting(
+        None,
+        "Base URL of an OpenAI-compatible server, such as http://127.0.0.1:8000/v1 "
+        "(backend = openai); /v1 is added when the URL has no path.",
+    )
+    api_model: str | None = _setting(
+        None,
+        "Model name sent to the server (backend = openai); unset: the only model it lists.",
+    )
+    api_key: str | None = _setting(
+        None,
+        "Bearer key for the server (backend = openai), and the key `phichat serve` demands; "
+        "set it in the config file or PHICHAT_API_KEY, never on the command line.",
+        secret=True,
+    )
+    api_timeout: float = _setting(
+        120.0,
+        "Seconds to wait for the server to start answering, and between streamed pieces.",
+        low=1,
+        high=3600,
+    )
+
+    # --- llama.cpp (backend = gguf) ---
+    gguf_file: str | None = _setting(
+        None,
+        "A .gguf model file (backend = gguf); unset: the 4-bit Phi-3-mini from "
+        "`phichat download --gguf`.",
+    )
+    threads: int | None = _setting(
+        None,
+        "CPU threads for llama.cpp (backend = gguf); unset: every core this process may use.",
+        low=1,
+        high=1024,
     )
 
     # --- search ---
@@ -169,7 +216,8 @@ def _coerce(f: dataclasses.Field[Any], raw: Any, origin: str) -> Any:
     optional = "None" in kind
 
     def fail(allowed: str) -> ConfigError:
-        return ConfigError(f"invalid setting '{name}' ({origin}): expected {allowed}, got {raw!r}")
+        shown = repr(raw) if f.repr else "a hidden value"  # never echo a secret
+        return ConfigError(f"invalid setting '{name}' ({origin}): expected {allowed}, got {shown}")
 
     if raw is None or (optional and isinstance(raw, str) and raw.strip().lower() in ("", "none")):
         if optional:

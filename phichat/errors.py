@@ -67,3 +67,9 @@ class NoItinerary(PhichatError):
     """An iCalendar export was asked for, but no answer in the conversation is a trip plan."""
 
     exit_code = 2
+
+
+class ModelServerError(PhichatError):
+    """A model server (OpenAI-compatible) refused, failed or broke off a request."""
+
+    exit_code = 1

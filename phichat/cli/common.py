@@ -9,6 +9,9 @@ from phichat.config import Settings, load_settings
 
 # argparse destinations that map one-to-one onto settings of the same name.
 _SETTING_FLAGS = (
+    "backend",
+    "base_url",
+    "api_model",
     "model",
     "device",
     "dtype",
@@ -21,6 +24,7 @@ _SETTING_FLAGS = (
     "searxng_url",
     "allow_private_urls",
     "context_chars",
+    "preset",
 )
 
 
@@ -35,6 +39,13 @@ def add_model_flags(parser: argparse.ArgumentParser, *, on_subcommand: bool = Fa
         argument_default=argparse.SUPPRESS if on_subcommand else None,
     )
     group.add_argument("--config", type=Path, metavar="FILE", help="read settings from FILE")
+    group.add_argument("--backend", help="transformers, openai (a model server) or gguf")
+    # There is deliberately no --api-key: a key on the command line ends up in shell history
+    # and in `ps`; it comes from the config file or PHICHAT_API_KEY.
+    group.add_argument(
+        "--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://host:8000/v1"
+    )
+    group.add_argument("--api-model", metavar="NAME", help="model name to ask the server for")
     group.add_argument("--model", metavar="ID_OR_PATH", help="Hugging Face id or local folder")
     group.add_argument("--device", help="auto, cuda, mps or cpu")
     group.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
@@ -56,6 +67,9 @@ def add_model_flags(parser: argparse.ArgumentParser, *, on_subcommand: bool = Fa
         help="allow fetching loopback and private-network pages",
     )
     group.add_argument("--context-chars", metavar="N", help="most characters of web text to pack")
+    group.add_argument(
+        "--preset", metavar="NAME", help="answer preset, such as itinerary (see README: Presets)"
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
