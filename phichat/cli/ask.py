@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     printer = JsonPrinter() if args.json else StreamPrinter()
     with stop_on_ctrl_c(stop):
-        status("loading model " + settings.model)
+        status("loading model " + session.model.name)
         session.model.load(lambda description, _fraction: status(description))
         finished: Message | None = None
         for event in session.respond(Conversation(), question, settings.search, stop):

@@ -11,6 +11,24 @@ if TYPE_CHECKING:
 
 def create_model(settings: Settings) -> ChatModel:
     """The backend the settings ask for, not yet loaded (loading is the slow part)."""
+    if settings.backend == "openai":
+        from phichat.models.openai_compat import OpenAICompatModel, require_base_url
+
+        return OpenAICompatModel(
+            require_base_url(settings.base_url),
+            api_model=settings.api_model,
+            api_key=settings.api_key,
+            context_window=settings.context_window,
+            timeout=settings.api_timeout,
+        )
+    if settings.backend == "gguf":
+        from phichat.models.gguf import GGUFModel
+
+        return GGUFModel(
+            settings.gguf_file,
+            threads=settings.threads,
+            context_window=settings.context_window,
+        )
     from phichat.models.phi3 import Phi3Model
 
     return Phi3Model(
