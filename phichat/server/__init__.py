@@ -1,0 +1,1 @@
+"""phichat serve: an OpenAI-compatible endpoint in front of a local model."""
