@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from phichat import __version__
-from phichat.cli import ask, download, history
+from phichat.cli import ask, compare, download, history, serve
 from phichat.cli.common import add_model_flags, settings_from_args
 from phichat.errors import PhichatError
 from phichat.textsafe import one_line
@@ -26,8 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     ask.register(commands)
+    compare.register(commands)
     download.register(commands)
     history.register(commands)
+    serve.register(commands)
     return parser
 
 
