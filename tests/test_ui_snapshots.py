@@ -50,6 +50,7 @@ def no_blink(app: PhichatApp) -> None:
 
 async def ask(pilot: Pilot, app: PhichatApp, text: str) -> None:
     no_blink(app)
+    await settle(pilot, app)
     app.composer.load_text(text)
     await pilot.press("enter")
     await settle(pilot, app)
@@ -69,6 +70,7 @@ def test_retrieval_in_progress(snap_compare, tmp_path: Path, gate: threading.Eve
 
     async def run_before(pilot: Pilot) -> None:
         no_blink(app)
+        await settle(pilot, app)  # the model is ready, so no "waiting for the model" step
         app.composer.load_text("What causes tides?")
         await pilot.press("enter")
         for _ in range(200):
@@ -96,6 +98,7 @@ def test_history_sidebar(snap_compare, tmp_path: Path) -> None:  # type: ignore[
 
     async def run_before(pilot: Pilot) -> None:
         no_blink(app)
+        await settle(pilot, app)
         await pilot.press("ctrl+b")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -74,7 +74,7 @@ def make_app(
     return PhichatApp(settings, session=session, store=store)
 
 
-async def settle(pilot, app: PhichatApp, rounds: int = 400) -> None:  # type: ignore[no-untyped-def]
+async def settle(pilot, app: PhichatApp, rounds: int = 1500) -> None:  # type: ignore[no-untyped-def]
     """Let the app run until no turn is in flight (bounded, so a hang fails the test)."""
     for _ in range(rounds):
         await pilot.pause(0.02)
