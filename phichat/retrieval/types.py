@@ -16,6 +16,34 @@ class SearchResult:
 
 
 @dataclass(frozen=True)
+class FetchedPage:
+    """A page body as fetched: decoded to text, capped, not yet extracted.
+
+    ``final_url`` is where redirects ended; ``error`` is set (and ``body`` empty) when the
+    page could not be used, with a short reason such as "timed out" or "HTTP 404".
+    """
+
+    url: str
+    final_url: str = ""
+    content_type: str = ""
+    body: str = ""
+    error: str | None = None
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Block:
+    """One paragraph, list item, table row or heading of a page's readable text."""
+
+    text: str
+    is_heading: bool = False
+
+
+@dataclass(frozen=True)
 class Page:
     url: str
     title: str = ""
@@ -23,6 +51,8 @@ class Page:
     fetched_ok: bool = False
     error: str | None = None
     chars: int = 0
+    # The readable text in document order, headings marked, for the chunker.
+    blocks: tuple[Block, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +94,9 @@ class Retrieval:
     timings: dict[str, float] = field(default_factory=dict)
     # Set when the search engine itself failed (the answer then comes without sources).
     search_error: str | None = None
+    # Things the user may want to know that did not stop retrieval (such as ranking
+    # falling back to keywords because the embedding model is missing).
+    warnings: list[str] = field(default_factory=list)
 
 
 # progress(stage, detail): stage is one of "searching", "fetching", "reading", "ranking".

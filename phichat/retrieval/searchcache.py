@@ -1,0 +1,85 @@
+"""A small on-disk cache of recent search results.
+
+Asking the same question twice (a regenerate, a retry, ``phichat search`` then
+``phichat ask``) should not hit the engine again: it is slower and DuckDuckGo rate-limits
+repeated queries. The cache is one JSON file; a damaged file is simply started afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from phichat.retrieval.types import SearchResult
+
+DEFAULT_TTL_S = 6 * 3600.0
+DEFAULT_MAX_ENTRIES = 200
+
+
+class SearchCache:
+    def __init__(
+        self,
+        path: Path,
+        ttl_s: float = DEFAULT_TTL_S,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def _read(self) -> dict[str, dict]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write(self, data: dict[str, dict]) -> None:
+        # Write a temporary file and rename it, so a crash never leaves half a cache.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".search-cache")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(data, out, ensure_ascii=False)
+            os.replace(temp, self.path)
+        except OSError:
+            pass  # a cache that cannot be written only costs a repeated search
+
+    def get(self, key: str) -> list[SearchResult] | None:
+        with self._lock:
+            entry = self._read().get(key)
+        if not isinstance(entry, dict) or self._clock() - entry.get("at", 0) > self.ttl_s:
+            return None
+        try:
+            return [
+                SearchResult(r["title"], r["url"], r.get("snippet", "")) for r in entry["results"]
+            ]
+        except (KeyError, TypeError):
+            return None
+
+    def put(self, key: str, results: list[SearchResult]) -> None:
+        now = self._clock()
+        with self._lock:
+            data = {
+                k: v
+                for k, v in self._read().items()
+                if isinstance(v, dict) and now - v.get("at", 0) <= self.ttl_s
+            }
+            data[key] = {
+                "at": now,
+                "results": [
+                    {"title": r.title, "url": r.url, "snippet": r.snippet} for r in results
+                ],
+            }
+            if len(data) > self.max_entries:
+                newest = sorted(data.items(), key=lambda kv: kv[1].get("at", 0))
+                data = dict(newest[-self.max_entries :])
+            self._write(data)
