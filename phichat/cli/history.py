@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from phichat.domain import Conversation
@@ -12,7 +12,7 @@ from phichat.errors import PhichatError
 from phichat.textsafe import one_line
 
 # Formats ``history export --format`` accepts; ``render`` turns a conversation into each.
-EXPORT_FORMATS = ["md"]
+EXPORT_FORMATS = ["md", "ics"]
 
 # Ids are 12 hex characters; show at least this many, more where two would look alike.
 SHORT_ID_MIN = 8
@@ -23,7 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "history",
         help="list saved conversations, or export one",
         description="List saved conversations, newest first. "
-        "`phichat history export ID` writes one as Markdown; any unique prefix of the id works.",
+        "`phichat history export ID` writes one as Markdown, or its trip plan as an iCalendar "
+        "file (--format ics); any unique prefix of the id works.",
     )
     parser.set_defaults(handler=run_list)
     actions = parser.add_subparsers(dest="history_command", metavar="ACTION")
@@ -31,12 +32,19 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     listing.set_defaults(handler=run_list)
     export = actions.add_parser(
         "export",
-        help="write a conversation as Markdown",
-        description="Write a conversation, with its sources as footnotes, to stdout or FILE.",
+        help="write a conversation as Markdown, or its trip plan as iCalendar",
+        description="Write a conversation, with its sources as footnotes, to stdout or FILE. "
+        "--format ics writes the newest day-by-day plan in it as calendar events instead.",
     )
     export.add_argument("id", metavar="ID", help="conversation id or a unique prefix of it")
     export.add_argument(
         "--format", choices=EXPORT_FORMATS, default="md", help="output format (default: md)"
+    )
+    export.add_argument(
+        "--start",
+        type=parse_day,
+        metavar="YYYY-MM-DD",
+        help="ics: the date of the plan's day 1 (default: tomorrow)",
     )
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE")
     export.set_defaults(handler=run_export)
@@ -65,7 +73,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     with ConversationStore() as store:
         conversation = store.load(store.resolve_id(args.id))
-    text = render(conversation, args.format)
+    text = render(conversation, args.format, start=getattr(args, "start", None))
     if args.output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -78,13 +86,27 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def render(conversation: Conversation, export_format: str) -> str:
-    """The conversation as text in ``export_format`` (one of EXPORT_FORMATS)."""
+def render(conversation: Conversation, export_format: str, start: date | None = None) -> str:
+    """The conversation as text in ``export_format`` (one of EXPORT_FORMATS).
+
+    ``start`` is the calendar date of a trip plan's first day (ics only).
+    """
     if export_format == "md":
         from phichat.storage.export import to_markdown
 
         return to_markdown(conversation)
+    if export_format == "ics":
+        from phichat.chat.calendar_export import conversation_to_ics
+
+        return conversation_to_ics(conversation, start)
     raise PhichatError(f"unknown export format '{export_format}'")
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date in the form YYYY-MM-DD: {text!r}") from None
 
 
 def short_id_length(ids: list[str]) -> int:

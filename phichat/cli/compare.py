@@ -1,0 +1,177 @@
+"""``phichat compare QUESTION``: the answer without search, the answer with it, what changed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from typing import Any
+
+from phichat.chat.compare_summary import CompareSummary, summary_json
+from phichat.chat.events import Failed, SourcesReady, Status, Token
+from phichat.cli.ask import EXIT_INTERRUPTED, answer_json, read_question, status, stop_on_ctrl_c
+from phichat.cli.common import add_model_flags, settings_from_args
+from phichat.domain import Conversation, Message
+from phichat.errors import PhichatError
+from phichat.textsafe import one_line, strip_control
+
+HEADINGS = {"without": "Without search", "with": "With search"}
+KIND_NAMES = {"number": "number", "date": "date", "name": "name", "place": "place"}
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser(
+        "compare",
+        help="answer a question without and with web search, and show what changed",
+        description="Answer one question twice: without search (streamed while the web is "
+        "searched), then grounded in the pages found. Prints both answers, then a summary: "
+        "timings, sources cited, and the facts found in only one answer.",
+    )
+    parser.add_argument("question", help="the question, or - to read it from stdin")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_model_flags(parser, on_subcommand=True)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from phichat.chat.compare import CompareDone, SideEvent, run_compare
+    from phichat.chat.factory import create_session
+
+    settings = settings_from_args(args)
+    question = read_question(args.question)
+    session = create_session(settings)
+    stop = threading.Event()
+    printer = StreamPrinter() if not args.json else None
+    done: CompareDone | None = None
+    with stop_on_ctrl_c(stop):
+        status("loading model " + settings.model)
+        session.model.load(lambda description, _fraction: status(description))
+        for event in run_compare(session, Conversation(), question, stop):
+            if isinstance(event, Failed):
+                raise PhichatError(event.error)
+            if isinstance(event, SideEvent):
+                if printer is not None:
+                    printer.show(event.side, event.event)
+                elif isinstance(event.event, Status):
+                    _progress(event.side, event.event)
+            else:
+                done = event
+    assert done is not None
+    facts = session.model.describe()
+    if printer is not None:
+        printer.finish(done.with_search)
+        sys.stdout.write("\n" + "\n".join(summary_lines(done.summary)) + "\n")
+    else:
+        json.dump(compare_json(done, facts), sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    stopped = any(m is not None and m.stopped for m in (done.without, done.with_search))
+    return EXIT_INTERRUPTED if stopped else 0
+
+
+def _progress(side: str, event: Status) -> None:
+    if event.stage not in ("thinking", "writing"):
+        status(f"{HEADINGS[side].lower()}: {event.stage} {event.detail}".strip())
+
+
+def compare_json(done: Any, model_facts: dict[str, str]) -> dict[str, Any]:
+    """The documented JSON shape: question, without_search, with_search, summary."""
+
+    def side(message: Message | None) -> dict[str, Any]:
+        if message is None:
+            return {"answer": None, "timings": {}}
+        full = answer_json(message, model_facts)
+        return {"answer": full["answer"], "timings": full["timings"], "stopped": message.stopped}
+
+    with_search = side(done.with_search)
+    message = done.with_search
+    with_search["sources"] = (
+        [{"n": s.n, "title": s.title, "url": s.url} for s in message.sources] if message else []
+    )
+    with_search["query"] = done.query
+    return {
+        "question": done.question,
+        "model": model_facts.get("model", ""),
+        "without_search": side(done.without),
+        "with_search": with_search,
+        "summary": summary_json(done.summary),
+    }
+
+
+class StreamPrinter:
+    """Each answer streams under its heading; the search-on side starts when the first ends."""
+
+    def __init__(self) -> None:
+        self._shown: set[str] = set()
+
+    def _heading(self, side: str) -> None:
+        if side in self._shown:
+            return
+        if self._shown:
+            sys.stdout.write("\n")
+        self._shown.add(side)
+        sys.stdout.write(f"## {HEADINGS[side]}\n\n")
+
+    def show(self, side: str, event: Any) -> None:
+        if isinstance(event, Token):
+            self._heading(side)
+            sys.stdout.write(strip_control(event.text))
+            sys.stdout.flush()
+        elif isinstance(event, Status):
+            _progress(side, event)
+        elif isinstance(event, SourcesReady):
+            packed = f"{len(event.sources)} sources packed ({event.context_chars} characters)"
+            status(f"with search: {packed}")
+        elif isinstance(event, Failed):
+            self._heading(side)
+            sys.stdout.write(f"[failed: {one_line(event.error, 300)}]")
+        else:  # Done
+            self._heading(side)
+            if event.message.stopped:
+                sys.stdout.write("\n[stopped]")
+            sys.stdout.write("\n")
+
+    def finish(self, grounded: Message | None) -> None:
+        if grounded is not None and grounded.sources:
+            sys.stdout.write("\nSources:\n")
+            for source in grounded.sources:
+                sys.stdout.write(
+                    f"[{source.n}] {one_line(source.title)} <{one_line(source.url)}>\n"
+                )
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} s"
+
+
+def summary_lines(summary: CompareSummary) -> list[str]:
+    """The summary as plain text lines (model and web text made safe for the terminal)."""
+    lines = [
+        "## Summary",
+        "",
+        f"{'':16}{'first token':>13}{'total':>10}",
+        f"{'without search':16}{_seconds(summary.without.ttft_s):>13}"
+        f"{_seconds(summary.without.total_s):>10}",
+        f"{'with search':16}{_seconds(summary.with_search.ttft_s):>13}"
+        f"{_seconds(summary.with_search.total_s):>10}",
+    ]
+    if summary.retrieval_s is not None:
+        lines.append(f"(searching took {summary.retrieval_s:.1f} s, while the first answer ran)")
+    cited = f"sources: {summary.sources_used} packed, {summary.sources_cited} cited"
+    if summary.unknown_citations:
+        cited += ", cites missing " + ", ".join(f"[{n}]" for n in summary.unknown_citations)
+    lines += ["", cited, ""]
+    if not summary.unique_facts:
+        lines.append("Both answers name the same numbers, dates, names and places.")
+        return lines
+    lines.append("Only in one answer (✓ the sources mention it, ✗ they do not):")
+    for side in ("without", "with"):
+        facts = summary.facts_for(side)  # type: ignore[arg-type]
+        if not facts:
+            continue
+        lines.append(f"  {HEADINGS[side].lower()}:")
+        for fact in facts:
+            mark = "✓" if fact.supported else "✗"
+            lines.append(f"    {mark} {KIND_NAMES[fact.kind]:6} {one_line(fact.text, 80)}")
+    return lines
