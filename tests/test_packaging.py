@@ -32,6 +32,7 @@ def test_every_template_is_in_the_wheel(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in prompts.available():
         assert f"phichat/prompts/{name}.md" in names
+    assert "phichat/ui/app.tcss" in names  # the TUI's stylesheet is data, not code
 
 
 def test_every_built_in_preset_is_in_the_wheel(wheel: Path) -> None:
