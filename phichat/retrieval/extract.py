@@ -1,0 +1,139 @@
+"""Turn a fetched body into a page's readable text: title, headings and paragraphs.
+
+HTML goes through trafilatura (main content only, comments dropped); plain text passes
+through split into paragraphs. A page with no readable text is marked as skipped.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from phichat.retrieval.types import Block, FetchedPage, Page
+from phichat.textsafe import one_line
+
+# Below this many characters of text a page is navigation, a cookie wall or an error page.
+MIN_PAGE_CHARS = 80
+# trafilatura is fast on ordinary pages but its cost grows with the tree; fetch already
+# caps the body, and this caps what reaches the parser even if the cap was raised.
+MAX_HTML_CHARS = 2_000_000
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_OG_TITLE = re.compile(
+    r"""<meta[^>]+property\s*=\s*["']og:title["'][^>]*content\s*=\s*["']([^"']*)["']""", re.I
+)
+_TAG = re.compile(r"<[^>]+>")
+_BLANK_LINES = re.compile(r"\n\s*\n")
+
+
+def _clean(text: str) -> str:
+    """One line of plain text: control characters gone, whitespace collapsed."""
+    return " ".join(one_line(text, 10_000).split())
+
+
+def page_title(html: str, fallback: str) -> str:
+    head = html[:200_000]
+    for pattern in (_TITLE, _OG_TITLE):
+        match = pattern.search(head)
+        if match:
+            title = _clean(html_lib.unescape(_TAG.sub("", match.group(1))))
+            if title:
+                return one_line(title, 200)
+    return fallback
+
+
+def _url_fallback_title(url: str) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or url).removeprefix("www.")
+    return host + (parts.path if parts.path not in ("", "/") else "")
+
+
+def _inline_text(element: Any, skip: tuple[str, ...] = ()) -> str:
+    """Text of an element and its inline children; ``lb`` (line break) becomes a space."""
+    pieces = [element.text or ""]
+    for child in element:
+        if child.tag in skip:
+            pieces.append(child.tail or "")
+            continue
+        if child.tag == "lb":
+            pieces.append(" ")
+        else:
+            pieces.append(_inline_text(child, skip))
+        pieces.append(child.tail or "")
+    return "".join(pieces)
+
+
+def _blocks_from_tree(body: Any) -> list[Block]:
+    blocks: list[Block] = []
+
+    def add(text: str, heading: bool = False) -> None:
+        text = _clean(text)
+        if text:
+            blocks.append(Block(text, heading))
+
+    for element in body:
+        tag = element.tag
+        if tag == "head":
+            add(_inline_text(element), heading=True)
+        elif tag == "list":
+            for item in element.iter("item"):
+                add(_inline_text(item, skip=("list",)))
+        elif tag == "table":
+            for row in element.iter("row"):
+                add(" | ".join(_clean(_inline_text(cell)) for cell in row.iter("cell")))
+        else:
+            add(_inline_text(element))
+    return blocks
+
+
+def _blocks_from_plain_text(text: str) -> list[Block]:
+    return [
+        Block(clean)
+        for paragraph in _BLANK_LINES.split(text.replace("\r\n", "\n"))
+        if (clean := _clean(paragraph))
+    ]
+
+
+def _html_blocks(html: str, url: str) -> list[Block]:
+    import trafilatura
+
+    document = trafilatura.bare_extraction(
+        html[:MAX_HTML_CHARS],
+        url=url or None,
+        include_comments=False,
+        include_tables=True,
+        with_metadata=False,
+    )
+    if document is None or document.body is None:
+        return []
+    return _blocks_from_tree(document.body)
+
+
+def extract_page(fetched: FetchedPage) -> Page:
+    """The readable text of one fetched page, or a skipped ``Page`` saying why."""
+    if not fetched.ok:
+        return Page(url=fetched.url, fetched_ok=False, error=fetched.error)
+    url = fetched.final_url or fetched.url
+    if fetched.content_type == "text/plain":
+        blocks = _blocks_from_plain_text(fetched.body)
+        title = blocks[0].text[:120] if blocks else _url_fallback_title(url)
+    else:
+        try:
+            blocks = _html_blocks(fetched.body, url)
+        except Exception as exc:  # a parser crash on one odd page must not fail the turn
+            return Page(url=fetched.url, error=f"extraction failed: {type(exc).__name__}")
+        title = page_title(fetched.body, _url_fallback_title(url))
+    text = "\n\n".join(block.text for block in blocks)
+    # trafilatura answers a navigation-only page with the single word "menu".
+    if len(text) < MIN_PAGE_CHARS or text.strip().lower() == "menu":
+        return Page(url=fetched.url, title=title, error="no readable text")
+    return Page(
+        url=fetched.url,
+        title=title,
+        text=text,
+        fetched_ok=True,
+        chars=len(text),
+        blocks=tuple(blocks),
+    )

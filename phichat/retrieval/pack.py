@@ -1,0 +1,136 @@
+"""Fill the context budget with the best passages, grouped and numbered by source.
+
+Sources are numbered in the order their first passage was packed, so ``[1]`` is the
+best source. Each source is one fenced block carrying its title and URL; its passages
+appear in page order, with an ellipsis line between passages that were not adjacent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from phichat.domain import Source, SourcePassage
+from phichat.retrieval.chunk import split_sentences
+from phichat.retrieval.types import PackBudget, Passage
+from phichat.textsafe import one_line, strip_control
+
+# Page text must not be able to close the fence, end the user turn or fake a chat role:
+# Phi-3's tokenizer turns "<|end|>" typed in plain text into the real special token.
+_SPECIAL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>")
+_FENCE_TAG = re.compile(r"<(/?\s*sources?)\b", re.I)
+_GAP = "\n…\n"
+_MIN_TRIMMED_CHARS = 120
+
+
+def clean_passage(text: str) -> str:
+    text = _SPECIAL_TOKEN.sub(" ", strip_control(text))
+    return _FENCE_TAG.sub(r"‹\1", text)
+
+
+def clean_title(title: str) -> str:
+    title = _SPECIAL_TOKEN.sub(" ", one_line(title, 150))
+    return _FENCE_TAG.sub(r"‹\1", title).replace('"', "'")
+
+
+def clean_url(url: str) -> str:
+    return one_line(url, 500).replace('"', "%22").replace(" ", "%20")
+
+
+@dataclass
+class _SourceBlock:
+    url: str
+    title: str
+    passages: list[Passage] = field(default_factory=list)
+
+    def render(self, n: int) -> str:
+        ordered = sorted(self.passages, key=lambda p: p.chunk.position)
+        body = ""
+        for index, passage in enumerate(ordered):
+            if index:
+                adjacent = passage.chunk.position == ordered[index - 1].chunk.position + 1
+                body += "\n" if adjacent else _GAP
+            body += clean_passage(passage.chunk.text)
+        return (
+            f'<source n="{n}" title="{clean_title(self.title)}" url="{clean_url(self.url)}">\n'
+            f"{body}\n</source>"
+        )
+
+
+def render_blocks(blocks: Sequence[_SourceBlock]) -> str:
+    return "\n\n".join(block.render(n) for n, block in enumerate(blocks, start=1))
+
+
+def _fits(text: str, budget: PackBudget) -> bool:
+    if len(text) > budget.max_chars:
+        return False
+    if budget.max_tokens is not None and budget.count_tokens is not None:
+        return budget.count_tokens(text) <= budget.max_tokens
+    return True
+
+
+def _trimmed(passage: Passage, blocks: list[_SourceBlock], budget: PackBudget) -> Passage | None:
+    """The passage cut to its leading sentences so that it alone fits, if any do."""
+    sentences = split_sentences(passage.chunk.text)
+    while sentences:
+        sentences.pop()
+        text = " ".join(sentences)
+        if len(text) < _MIN_TRIMMED_CHARS:
+            return None
+        candidate = Passage(
+            chunk=type(passage.chunk)(
+                passage.chunk.source_url,
+                text,
+                passage.chunk.position,
+                passage.chunk.title,
+                passage.chunk.heading,
+            ),
+            score=passage.score,
+        )
+        block = _SourceBlock(passage.chunk.source_url, passage.chunk.title, [candidate])
+        if _fits(render_blocks([*blocks, block]), budget):
+            return candidate
+    return None
+
+
+def pack(ranked: Sequence[Passage], budget: PackBudget) -> tuple[str, list[Source]]:
+    """The context text and its numbered sources, filled greedily in rank order.
+
+    A passage that would overflow the budget is skipped and the next tried, so a long
+    passage near the end never wastes the room a shorter one could use.
+    """
+    blocks: list[_SourceBlock] = []
+    by_url: dict[str, _SourceBlock] = {}
+    for passage in ranked:
+        url = passage.chunk.source_url
+        block = by_url.get(url)
+        if block is None:
+            trial = [*blocks, _SourceBlock(url, passage.chunk.title, [passage])]
+        else:
+            block.passages.append(passage)
+            trial = blocks
+        if _fits(render_blocks(trial), budget):
+            if block is None:
+                blocks = trial
+                by_url[url] = trial[-1]
+        elif block is not None:
+            block.passages.pop()
+    if not blocks and ranked:
+        # Not even the best passage fits whole: keep as many of its sentences as fit.
+        trimmed = _trimmed(ranked[0], blocks, budget)
+        if trimmed is not None:
+            blocks = [_SourceBlock(trimmed.chunk.source_url, trimmed.chunk.title, [trimmed])]
+    sources = [
+        Source(
+            n=n,
+            title=one_line(block.title or block.url, 200),
+            url=one_line(block.url, 2000),
+            passages=tuple(
+                SourcePassage(clean_passage(p.chunk.text), p.score, p.chunk.heading)
+                for p in sorted(block.passages, key=lambda p: p.chunk.position)
+            ),
+        )
+        for n, block in enumerate(blocks, start=1)
+    ]
+    return render_blocks(blocks), sources

@@ -1,0 +1,173 @@
+"""The whole retrieval: search, fetch, extract, chunk, rank and pack, with progress.
+
+``WebRetriever.retrieve`` never raises for network trouble: a failed search comes back
+as ``Retrieval.search_error`` and failed pages as ``Page`` records with an ``error``.
+It checks ``stop`` between stages and returns what it has when the user cancels.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from phichat.config import Settings
+from phichat.errors import SearchUnavailable
+from phichat.paths import cache_dir
+from phichat.retrieval.chunk import chunk_page
+from phichat.retrieval.embedder import EmbedderUnavailable, shared_embedder
+from phichat.retrieval.extract import extract_page
+from phichat.retrieval.fetch import FetchLimits, fetch_pages
+from phichat.retrieval.pack import pack
+from phichat.retrieval.rank import TextEmbedder, rank_chunks
+from phichat.retrieval.search import CachedSearch, SearchEngine, create_engine
+from phichat.retrieval.searchcache import SearchCache
+from phichat.retrieval.types import (
+    Chunk,
+    FetchedPage,
+    PackBudget,
+    Page,
+    Retrieval,
+    RetrievalProgress,
+    SearchResult,
+)
+
+SEARCH_CACHE_FILE = "search-cache.json"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+class WebRetriever:
+    """Answers ``retrieve()`` for the session; built once from settings, reused per turn."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: SearchEngine | None = None,
+        embedder: TextEmbedder | None = None,
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._embedder = embedder
+        self._embedder_failed: str | None = None
+
+    # ---- parts, built lazily so constructing a retriever costs nothing -------------------
+    @property
+    def engine(self) -> SearchEngine:
+        if self._engine is None:
+            self._engine = CachedSearch(
+                create_engine(self.settings), SearchCache(cache_dir() / SEARCH_CACHE_FILE)
+            )
+        return self._engine
+
+    def embedder(self) -> TextEmbedder | None:
+        if self._embedder is None and self._embedder_failed is None:
+            self._embedder = shared_embedder(self.settings.embedder)
+        return self._embedder
+
+    def fetch_limits(self) -> FetchLimits:
+        s = self.settings
+        return FetchLimits(
+            connect_timeout=min(3.0, s.fetch_timeout),
+            read_timeout=s.fetch_timeout,
+            deadline=s.fetch_deadline,
+            max_bytes=s.max_page_bytes,
+            allow_private=s.allow_private_urls,
+        )
+
+    # ---- stages ----------------------------------------------------------------------------
+    def search(self, query: str) -> list[SearchResult]:
+        return self.engine.search(query, self.settings.max_results)
+
+    def fetch(
+        self,
+        results: list[SearchResult],
+        progress: RetrievalProgress,
+        stop: threading.Event,
+    ) -> list[FetchedPage]:
+        total = len(results)
+        progress("fetching", f"reading 0 of {_plural(total, 'page')}")
+
+        def report(done: int, all_pages: int) -> None:
+            progress("fetching", f"reading {done} of {_plural(all_pages, 'page')}")
+
+        return fetch_pages([r.url for r in results], self.fetch_limits(), report, stop)
+
+    def extract(self, fetched: list[FetchedPage], results: list[SearchResult]) -> list[Page]:
+        pages = []
+        for raw, result in zip(fetched, results, strict=True):
+            page = extract_page(raw)
+            if page.fetched_ok and not page.title and result.title:
+                page = Page(**{**page.__dict__, "title": result.title})
+            pages.append(page)
+        return pages
+
+    def rank(self, query: str, chunks: list[Chunk], warnings: list[str]):  # -> list[Passage]
+        embedder: TextEmbedder | None = None
+        try:
+            embedder = self.embedder()
+            return rank_chunks(query, chunks, embedder)
+        except EmbedderUnavailable as exc:
+            self._embedder_failed = str(exc)
+            self._embedder = None
+            warnings.append(f"{exc}; ranking by keywords only")
+            return rank_chunks(query, chunks, None)
+
+    # ---- the whole thing -------------------------------------------------------------------
+    def retrieve(
+        self,
+        query: str,
+        budget: PackBudget,
+        progress: RetrievalProgress,
+        stop: threading.Event,
+    ) -> Retrieval:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        retrieval = Retrieval(query=query, sources=[], context_text="", timings=timings)
+
+        def timed(name: str, work: Callable[[], object]) -> object:
+            begin = time.perf_counter()
+            try:
+                return work()
+            finally:
+                timings[name] = time.perf_counter() - begin
+
+        def finish() -> Retrieval:
+            timings["total_s"] = time.perf_counter() - started
+            return retrieval
+
+        progress("searching", query)
+        try:
+            results: list[SearchResult] = timed("search_s", lambda: self.search(query))  # type: ignore[assignment]
+        except SearchUnavailable as exc:
+            retrieval.search_error = str(exc)
+            return finish()
+        if not results or stop.is_set():
+            return finish()
+
+        fetched: list[FetchedPage] = timed(  # type: ignore[assignment]
+            "fetch_s", lambda: self.fetch(results, progress, stop)
+        )
+        if stop.is_set():
+            retrieval.pages = [Page(url=f.url, error=f.error or "stopped") for f in fetched]
+            return finish()
+
+        readable = sum(1 for f in fetched if f.ok)
+        progress("reading", f"extracting text from {_plural(readable, 'page')}")
+        pages: list[Page] = timed("extract_s", lambda: self.extract(fetched, results))  # type: ignore[assignment]
+        retrieval.pages = pages
+        if stop.is_set():
+            return finish()
+
+        usable = sum(page.fetched_ok for page in pages)
+        progress("ranking", f"ranking passages from {_plural(usable, 'page')}")
+
+        def rank_and_pack() -> None:
+            chunks = [chunk for page in pages if page.fetched_ok for chunk in chunk_page(page)]
+            ranked = self.rank(query, chunks, retrieval.warnings)
+            retrieval.context_text, retrieval.sources = pack(ranked, budget)
+
+        timed("rank_s", rank_and_pack)
+        return finish()

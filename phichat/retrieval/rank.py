@@ -1,0 +1,132 @@
+"""Order chunks by how well they answer the query: BM25 first, embeddings on the best.
+
+Embedding every chunk of six pages costs seconds on a laptop CPU; BM25 over all of them
+costs milliseconds. So BM25 picks the candidates (the best overall plus the best few of
+each page, so no page is judged on keywords alone), MiniLM re-scores only those, and a
+final pass spreads the top places across sources.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from phichat.retrieval.bm25 import BM25
+from phichat.retrieval.types import Chunk, Passage
+
+
+class TextEmbedder(Protocol):
+    def encode(self, texts: list[str]) -> object:
+        """Unit-length vectors, one row per text (anything numpy can multiply)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RankWeights:
+    candidates: int = 24  # chunks embedded, at most
+    per_source: int = 3  # of which the best few of every page
+    keyword_weight: float = 0.3  # BM25 (scaled to 0..1) against cosine similarity
+    # Each chunk already chosen from a source lowers that source's next chunk by this much,
+    # so a second good source beats a third passage from the first.
+    repeat_penalty: float = 0.06
+
+
+def _ranking_text(chunk: Chunk) -> str:
+    # The title names what the page is about, which the chunk's own words often leave out.
+    return (
+        f"{chunk.title}\n{chunk.heading}\n{chunk.text}"
+        if chunk.heading
+        else (f"{chunk.title}\n{chunk.text}")
+    )
+
+
+def keyword_scores(query: str, chunks: Sequence[Chunk]) -> list[float]:
+    if not chunks:
+        return []
+    return BM25([_ranking_text(chunk) for chunk in chunks]).scores(query)
+
+
+def pick_candidates(
+    chunks: Sequence[Chunk], scores: Sequence[float], weights: RankWeights
+) -> list[int]:
+    """Indexes of the chunks worth embedding: the best few per source, then the best overall."""
+    order = sorted(range(len(chunks)), key=lambda i: scores[i], reverse=True)
+    chosen: list[int] = []
+    taken: Counter[str] = Counter()
+    for index in order:
+        url = chunks[index].source_url
+        if taken[url] < weights.per_source:
+            chosen.append(index)
+            taken[url] += 1
+    picked = set(chosen[: weights.candidates])
+    for index in order:
+        if len(picked) >= weights.candidates:
+            break
+        picked.add(index)
+    return sorted(picked, key=lambda i: scores[i], reverse=True)
+
+
+def diversify(passages: list[Passage], penalty: float) -> list[Passage]:
+    """Greedy re-order: each pick lowers the remaining chunks of the same source."""
+    remaining = list(passages)
+    used: Counter[str] = Counter()
+    ordered: list[Passage] = []
+    while remaining:
+        best = max(remaining, key=lambda p: p.score - penalty * used[p.chunk.source_url])
+        remaining.remove(best)
+        used[best.chunk.source_url] += 1
+        ordered.append(best)
+    return ordered
+
+
+def _dedupe(chunks: Sequence[Chunk]) -> list[Chunk]:
+    """Drop repeated chunks (syndicated copies, boilerplate shared by two pages)."""
+    seen: set[str] = set()
+    unique = []
+    for chunk in chunks:
+        key = " ".join(chunk.text.lower().split())
+        if key not in seen:
+            seen.add(key)
+            unique.append(chunk)
+    return unique
+
+
+def rank_chunks(
+    query: str,
+    chunks: Sequence[Chunk],
+    embedder: TextEmbedder | None,
+    weights: RankWeights = RankWeights(),
+) -> list[Passage]:
+    """Candidate passages, best first. Without an embedder, BM25 alone decides."""
+    chunks = _dedupe(chunks)
+    if not chunks:
+        return []
+    bm25 = keyword_scores(query, chunks)
+    candidates = pick_candidates(chunks, bm25, weights)
+    top = max((bm25[i] for i in candidates), default=0.0) or 1.0
+    keyword = [bm25[i] / top for i in candidates]
+    if embedder is None:
+        scored = [Passage(chunks[i], k) for i, k in zip(candidates, keyword, strict=True)]
+    else:
+        vectors = embedder.encode([query] + [_ranking_text(chunks[i]) for i in candidates])
+        similarity = (vectors[1:] @ vectors[0]).tolist()  # type: ignore[index]
+        w = weights.keyword_weight
+        scored = [
+            Passage(chunks[i], w * k + (1 - w) * s)
+            for i, k, s in zip(candidates, keyword, similarity, strict=True)
+        ]
+    scored.sort(key=lambda p: p.score, reverse=True)
+    return diversify(scored, weights.repeat_penalty)
+
+
+def rank_all_by_embedding(
+    query: str, chunks: Sequence[Chunk], embedder: TextEmbedder
+) -> list[Passage]:
+    """Embed every chunk (what HuggingChat and Open WebUI do); for benchmarks to compare."""
+    chunks = _dedupe(chunks)
+    vectors = embedder.encode([query] + [_ranking_text(chunk) for chunk in chunks])
+    similarity = (vectors[1:] @ vectors[0]).tolist()  # type: ignore[index]
+    scored = [Passage(chunk, s) for chunk, s in zip(chunks, similarity, strict=True)]
+    return sorted(scored, key=lambda p: p.score, reverse=True)
