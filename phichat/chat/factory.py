@@ -25,8 +25,10 @@ def turn_options(settings: Settings) -> TurnOptions:
 
 
 def create_retriever(settings: Settings) -> Retriever | None:
-    """The web retriever, or None while no retrieval pipeline is installed."""
-    return None
+    """The web retriever; it builds its engine and embedder only when first used."""
+    from phichat.retrieval.pipeline import WebRetriever
+
+    return WebRetriever(settings)
 
 
 def create_session(
