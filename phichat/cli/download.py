@@ -13,17 +13,39 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "download",
         help="download model weights from the Hugging Face Hub",
         description=f"Download a model into the Hugging Face cache. Phi-3 choices: "
-        f"{DEFAULT_MODEL} (default, 4k context) or {LONG_MODEL} (128k context).",
+        f"{DEFAULT_MODEL} (default, 4k context) or {LONG_MODEL} (128k context). "
+        "--gguf fetches the 4-bit Phi-3-mini file for the gguf backend instead.",
     )
-    parser.add_argument("model", nargs="?", default=DEFAULT_MODEL, help="Hugging Face model id")
+    parser.add_argument("model", nargs="?", default=None, help="Hugging Face model id")
+    parser.add_argument(
+        "--gguf",
+        action="store_true",
+        help="download the 4-bit Phi-3-mini GGUF file (about 2.2 GB) for --backend gguf",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.gguf:
+        return run_gguf(args)
     from phichat.models.hub import download
 
-    print(f"downloading {args.model} (Phi-3-mini is about 7.6 GB)…", file=sys.stderr)
-    path = download(args.model)
+    model = args.model or DEFAULT_MODEL
+    print(f"downloading {model} (Phi-3-mini is about 7.6 GB)…", file=sys.stderr)
+    path = download(model)
     print(f"saved to {path}", file=sys.stderr)
-    print(f"run: phichat --model {args.model}", file=sys.stderr)
+    print(f"run: phichat --model {model}", file=sys.stderr)
+    return 0
+
+
+def run_gguf(args: argparse.Namespace) -> int:
+    from phichat.errors import PhichatError
+    from phichat.models.hub import GGUF_FILE, GGUF_REPO, download_gguf
+
+    if args.model:
+        raise PhichatError("--gguf downloads the 4-bit Phi-3-mini; it takes no model id")
+    print(f"downloading {GGUF_FILE} from {GGUF_REPO} (about 2.2 GB)…", file=sys.stderr)
+    path = download_gguf()
+    print(f"saved to {path}", file=sys.stderr)
+    print("run: phichat --backend gguf   (needs: pip install 'phichat[gguf]')", file=sys.stderr)
     return 0

@@ -1,0 +1,126 @@
+"""Write a transformers Phi-3 folder (like the tiny test model) as a GGUF file for llama.cpp.
+
+This follows llama.cpp's conversion rules for the ``phi3`` architecture, for the models
+phichat builds itself: a byte-level BPE tokenizer (llama.cpp's ``gpt2`` tokenizer model)
+and Phi-3's fused ``qkv_proj`` and ``gate_up_proj`` weights, which llama.cpp's phi3 graph
+takes as they are (no reordering). It is not a general converter: the real Phi-3 uses a
+SentencePiece tokenizer, and Microsoft publishes its GGUF files ready-made.
+
+Tensors are streamed one at a time, so converting a Phi-3-mini-shaped model (for the
+benchmark) never holds more than one weight matrix in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# HF tensor name (with {i} for the layer) -> GGUF tensor name.
+TENSOR_NAMES = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+    "model.layers.{i}.input_layernorm.weight": "blk.{i}.attn_norm.weight",
+    "model.layers.{i}.self_attn.qkv_proj.weight": "blk.{i}.attn_qkv.weight",
+    "model.layers.{i}.self_attn.o_proj.weight": "blk.{i}.attn_output.weight",
+    "model.layers.{i}.post_attention_layernorm.weight": "blk.{i}.ffn_norm.weight",
+    "model.layers.{i}.mlp.gate_up_proj.weight": "blk.{i}.ffn_up.weight",
+    "model.layers.{i}.mlp.down_proj.weight": "blk.{i}.ffn_down.weight",
+}
+
+
+def gguf_name(hf_name: str) -> str:
+    parts = hf_name.split(".")
+    if len(parts) > 3 and parts[1] == "layers":
+        layer = parts[2]
+        template = ".".join([*parts[:2], "{i}", *parts[3:]])
+        return TENSOR_NAMES[template].format(i=layer)
+    return TENSOR_NAMES[hf_name]
+
+
+def write_phi3_gguf(folder: Path, out: Path, *, half: bool = False) -> Path:
+    """Convert ``folder`` to ``out``; matrices in f16 when ``half``, else f32 (norms stay f32)."""
+    import gguf
+    import numpy as np
+    from safetensors import safe_open
+
+    config = json.loads((folder / "config.json").read_text())
+    hidden = config["hidden_size"]
+    heads = config["num_attention_heads"]
+    writer = gguf.GGUFWriter(out, "phi3")
+    writer.add_name(folder.name)
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(hidden)
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(config.get("num_key_value_heads") or heads)
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_rope_dimension_count(hidden // heads)
+    writer.add_rope_freq_base(_rope_theta(config))
+    file_type = gguf.LlamaFileType.MOSTLY_F16 if half else gguf.LlamaFileType.ALL_F32
+    writer.add_file_type(int(file_type))
+    _add_tokenizer(writer, folder, config["vocab_size"])
+
+    weights = sorted((folder).glob("*.safetensors"))
+    plan: list[tuple[Path, str, Any]] = []
+    for shard in weights:
+        with safe_open(str(shard), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
+                shape = handle.get_slice(name).get_shape()
+                dtype = np.float16 if half and len(shape) == 2 else np.float32
+                count = int(np.prod(shape))
+                plan.append((shard, name, dtype))
+                writer.add_tensor_info(
+                    gguf_name(name), shape, np.dtype(dtype), count * np.dtype(dtype).itemsize
+                )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for shard, name, dtype in plan:
+        with safe_open(str(shard), framework="pt") as handle:
+            tensor = handle.get_tensor(name).float().numpy().astype(dtype)
+        writer.write_tensor_data(tensor)
+    writer.close()
+    return out
+
+
+def _rope_theta(config: dict[str, Any]) -> float:
+    # transformers 5 keeps it under rope_parameters; v4-style configs have it at the top.
+    parameters = config.get("rope_parameters") or {}
+    return float(config.get("rope_theta") or parameters.get("rope_theta") or 10000.0)
+
+
+def _add_tokenizer(writer: Any, folder: Path, vocab_size: int) -> None:
+    import gguf
+
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    vocab: dict[str, int] = dict(spec["model"]["vocab"])
+    special = {token["content"]: token["id"] for token in spec["added_tokens"]}
+    vocab.update(special)
+    # The embedding can have more rows than the tokenizer has tokens (Phi-3 pads to 32064).
+    tokens = [f"[PAD{i}]" for i in range(vocab_size)]
+    types = [int(gguf.TokenType.UNUSED)] * vocab_size
+    for text, index in vocab.items():
+        tokens[index] = text
+        types[index] = int(gguf.TokenType.CONTROL if text in special else gguf.TokenType.NORMAL)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt-2")  # the ByteLevel pre-tokenizer's GPT-2 split pattern
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges(merges)
+    ids = {name: vocab[settings[name]] for name in ("bos_token", "eos_token", "unk_token")}
+    writer.add_bos_token_id(ids["bos_token"])
+    writer.add_eos_token_id(ids["eos_token"])
+    writer.add_unk_token_id(ids["unk_token"])
+    writer.add_pad_token_id(vocab[settings.get("pad_token") or settings["eos_token"]])
+    # The chat template writes the BOS itself, as Phi-3's does.
+    writer.add_add_bos_token(False)
+    template = settings.get("chat_template")
+    if template is None and (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text()
+    if template:
+        writer.add_chat_template(template)
