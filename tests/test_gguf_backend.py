@@ -53,7 +53,7 @@ def test_the_backend_setting_picks_gguf_with_the_machines_threads(tmp_path: Path
     settings = load_settings({"backend": "gguf", "gguf_file": str(tmp_path / "x.gguf")})
     model = create_model(settings)
     assert isinstance(model, GGUFModel)
-    assert model.describe()["device"].startswith(f"cpu ({default_threads()} threads")
+    assert model.describe()["device"] == f"cpu, {default_threads()} threads"
     with pytest.raises(ModelNotAvailable, match="does not exist"):
         model.load()
 

@@ -135,10 +135,11 @@ class GGUFModel:
         return self._window
 
     def describe(self) -> dict[str, str]:
+        # Short values: the TUI's status bar shows about 20 characters of each.
         return {
             "model": self.name,
-            "device": f"cpu ({self._threads} threads, llama.cpp)",
-            "dtype": self._file_type,
+            "device": f"cpu, {self._threads} threads",
+            "dtype": f"gguf {self._file_type}",
         }
 
     # ---- tokens --------------------------------------------------------------------

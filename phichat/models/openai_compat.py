@@ -184,7 +184,7 @@ class OpenAICompatModel:
         return self._tokenizer
 
     def describe(self) -> dict[str, str]:
-        return {"model": self.name, "device": f"server {self._host}", "dtype": "remote"}
+        return {"model": self.name, "device": self._host, "dtype": "openai API"}
 
     # ---- tokens --------------------------------------------------------------------
     def count_tokens(self, messages: list[ChatMessage]) -> int:
@@ -250,7 +250,7 @@ class OpenAICompatModel:
             raise self._status_error(response, "counting tokens")
         answer = _json_or_none(response)
         if answer is None:
-            raise ModelServerError(f"the model server at {self._host} answered in something other than JSON")
+            raise ModelServerError(f"the model server at {self._host} did not answer in JSON")
         return answer
 
     # ---- generation ----------------------------------------------------------------
