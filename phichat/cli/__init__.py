@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from phichat import __version__
-from phichat.cli import ask, compare, download, history, serve
+from phichat.cli import ask, compare, download, history, search, serve
 from phichat.cli.common import add_model_flags, settings_from_args
 from phichat.errors import PhichatError
 from phichat.textsafe import one_line
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.register(commands)
     download.register(commands)
     history.register(commands)
+    search.register(commands)
     serve.register(commands)
     return parser
 
