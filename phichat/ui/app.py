@@ -7,6 +7,7 @@ and hands each event to the widget that shows it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -17,12 +18,15 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from phichat.chat.compare import CompareEvent, run_compare
 from phichat.chat.events import Event
+from phichat.chat.pinning import last_pinnable, pinned_retrieval
 from phichat.chat.session import Session
 from phichat.config import Settings
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
 from phichat.models.base import ChatModel
+from phichat.retrieval.types import Retrieval
 from phichat.storage.conversations import ConversationStore
 from phichat.textsafe import one_line
 from phichat.ui.keys import KEYS, bindings, key_label, unknown_ids
@@ -30,9 +34,11 @@ from phichat.ui.screens.confirm_screen import ConfirmScreen
 from phichat.ui.screens.context_screen import ContextScreen
 from phichat.ui.screens.export_screen import ExportScreen
 from phichat.ui.screens.help_screen import HelpScreen
+from phichat.ui.screens.preset_screen import NO_PRESET, PresetScreen
 from phichat.ui.screens.rename_screen import RenameScreen
 from phichat.ui.untrusted import display_title, safe_url
 from phichat.ui.widgets.answer import Answer
+from phichat.ui.widgets.compare_view import CompareView
 from phichat.ui.widgets.composer import Composer
 from phichat.ui.widgets.conversation_list import ConversationList
 from phichat.ui.widgets.conversation_view import ConversationView
@@ -72,6 +78,8 @@ class PhichatApp(App[int]):
         self._answer: Answer | None = None  # the answer the running turn writes into
         self._pending_text: str | None = None  # what the running turn was asked
         self._messages_before = 0  # conversation length when the running turn started
+        self._compare: CompareView | None = None  # the compare the running turn writes into
+        self._pinned: Retrieval | None = None  # sources the next messages reuse (Ctrl+L)
 
     # ---- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -120,6 +128,7 @@ class PhichatApp(App[int]):
         # Start loading after the first frame is painted: importing torch in a thread
         # still competes for the interpreter, and the window should appear first.
         self.call_after_refresh(self.loader.start, self.session.model)
+        self._show_mode()
         self.composer.focus()
 
     def _apply_keymap(self) -> None:
@@ -172,11 +181,14 @@ class PhichatApp(App[int]):
             return
         search = self.query_one(SearchToggle).enabled
         conversation = self.conversation
+        pinned = self._pinned
         await self.view.add_user(Message(role="user", text=event.text))
         self._pending_text = event.text
         await self._start_turn(
-            search,
-            lambda stop: self.session.respond(conversation, event.text, search, stop),
+            search or pinned is not None,
+            lambda stop: self.session.respond(
+                conversation, event.text, search, stop, pinned_sources=pinned
+            ),
         )
 
     async def _start_turn(
@@ -187,12 +199,17 @@ class PhichatApp(App[int]):
         self.status_bar.show_turn("working… Esc stops")
         self.runner.start(events, self.loader.ready, lambda: self.loader.error)
 
-    def _current(self, turn_id: int) -> Answer | None:
-        """The answer widget for ``turn_id``, or None for a turn the app has moved on from."""
-        return self._answer if turn_id == self.runner.turn_id else None
+    def _current(self, turn_id: int, side: str = "") -> Answer | None:
+        """The answer widget for ``turn_id`` (and compare ``side``), or None for a turn the
+        app has moved on from."""
+        if turn_id != self.runner.turn_id:
+            return None
+        if side:
+            return self._compare.answer(side) if self._compare is not None else None
+        return self._answer
 
     def on_turn_runner_step_changed(self, event: TurnRunner.StepChanged) -> None:
-        answer = self._current(event.turn_id)
+        answer = self._current(event.turn_id, event.side)
         if answer is None:
             return
         if event.stage == "thinking":
@@ -204,18 +221,21 @@ class PhichatApp(App[int]):
             self.status_bar.show_turn(f"{event.stage}… Esc stops")
 
     def on_turn_runner_sources_found(self, event: TurnRunner.SourcesFound) -> None:
-        answer = self._current(event.turn_id)
+        answer = self._current(event.turn_id, event.side)
         if answer is not None:
             answer.show_sources(event.sources, event.query)
 
     async def on_turn_runner_token_arrived(self, event: TurnRunner.TokenArrived) -> None:
-        answer = self._current(event.turn_id)
+        answer = self._current(event.turn_id, event.side)
         if answer is not None:
             await answer.append(event.text)
 
     async def on_turn_runner_finished(self, event: TurnRunner.Finished) -> None:
-        answer = self._current(event.turn_id)
+        answer = self._current(event.turn_id, event.side)
         if answer is None:
+            return
+        if event.side:  # one side of a compare: the other may still be running
+            await answer.finish(event.message)
             return
         self.runner.ended(event.turn_id)
         await answer.finish(event.message)
@@ -223,6 +243,14 @@ class PhichatApp(App[int]):
         self._turn_over()
 
     async def on_turn_runner_failed(self, event: TurnRunner.Failed) -> None:
+        if event.side:
+            side_answer = self._current(event.turn_id, event.side)
+            if side_answer is not None:
+                await side_answer.fail(event.error)
+            return
+        if self._compare is not None and event.turn_id == self.runner.turn_id:
+            await self._compare_failed(event)
+            return
         answer = self._current(event.turn_id)
         if answer is None:
             return
@@ -241,7 +269,33 @@ class PhichatApp(App[int]):
             await answer.fail(event.error)
         self._turn_over()
 
+    async def on_turn_runner_compare_finished(self, event: TurnRunner.CompareFinished) -> None:
+        compare = self._compare
+        if compare is None or event.turn_id != self.runner.turn_id:
+            return
+        self.runner.ended(event.turn_id)
+        compare.show_summary_of(event.done.without, event.done.with_search)
+        self.status_bar.show_turn("")
+        self._turn_over()
+
+    async def _compare_failed(self, event: TurnRunner.Failed) -> None:
+        """The compare could not start: take its question back, as for a plain turn."""
+        self.runner.ended(event.turn_id)
+        self.status_bar.show_turn("")
+        compare = self._compare
+        recorded = len(self.conversation.messages) > self._messages_before
+        if compare is not None:
+            await compare.remove()
+        if self._pending_text is not None and not recorded:
+            user_messages = self.view.query(UserMessage)
+            if user_messages:
+                await user_messages.last().remove()
+            self.composer.load_text(self._pending_text)
+        self.notify(event.error, severity="error", markup=False, timeout=8)
+        self._turn_over()
+
     def _turn_over(self) -> None:
+        self._compare = None
         self._answer = None
         self._pending_text = None
         self.composer.remember([m.text for m in self.conversation.messages if m.role == "user"])
@@ -289,6 +343,82 @@ class PhichatApp(App[int]):
         await self._start_turn(
             search, lambda stop: self.session.regenerate(conversation, search, stop)
         )
+
+    async def action_compare(self) -> None:
+        """Answer the typed question (or else the last one) without and with search."""
+        if self.runner.running:
+            self.notify("Still answering: Esc stops it.", severity="warning")
+            return
+        if self.loader.error is not None:
+            self.notify(f"Cannot answer: {self.loader.error}", severity="error", markup=False)
+            return
+        conversation = self.conversation
+        typed = self.composer.text.strip()
+        question: str | None
+        if typed:
+            question = typed
+            self.composer.clear()
+            await self.view.add_user(Message(role="user", text=typed))
+            self._pending_text = typed
+        elif any(m.role == "user" for m in conversation.messages):
+            question = None  # the last question, answered again both ways
+            await self.view.remove_trailing_answers()
+        else:
+            self.notify("Type a question, then F5 compares answers without and with search.")
+            return
+        self._messages_before = len(conversation.messages)
+        self._answer = None
+        self._compare = await self.view.start_compare()
+        self.status_bar.show_turn("comparing… Esc stops")
+
+        def events(stop: threading.Event) -> Iterator[CompareEvent]:
+            return run_compare(self.session, conversation, question, stop)
+
+        self.runner.start(events, self.loader.ready, lambda: self.loader.error)
+
+    def action_pin_sources(self) -> None:
+        if self._pinned is not None:
+            self._pinned = None
+            self.notify("Sources unpinned: the search toggle decides again.", timeout=3)
+            self._show_mode()
+            return
+        message = last_pinnable(self.conversation.messages)
+        pinned = pinned_retrieval(message) if message is not None else None
+        if pinned is None:
+            self.notify("No answer in this conversation has sources to pin yet.")
+            return
+        self._pinned = pinned
+        count = len(pinned.sources)
+        self.notify(
+            f"Pinned {count} source{'s' * (count != 1)}: the next questions use them "
+            "without searching again. Ctrl+L unpins.",
+            timeout=5,
+        )
+        self._show_mode()
+
+    def action_pick_preset(self) -> None:
+        from phichat.chat.presets import load_presets
+
+        presets, problems = load_presets()
+        current = self.session.options.preset
+
+        def chosen(name: str | None) -> None:
+            if name is None:
+                return
+            preset = next((p for p in presets if p.name == name), None)
+            if name != NO_PRESET and preset is None:
+                return
+            self.session.options = dataclasses.replace(self.session.options, preset=preset)
+            shown = preset.name if preset is not None else "none (plain answers)"
+            self.notify(f"Preset for the next messages: {shown}", markup=False, timeout=3)
+            self._show_mode()
+
+        self.push_screen(PresetScreen(presets, current.name if current else None, problems), chosen)
+
+    def _show_mode(self) -> None:
+        preset = self.session.options.preset
+        pinned = len(self._pinned.sources) if self._pinned is not None else None
+        self.status_bar.show_mode(preset.name if preset else None, pinned)
 
     def action_focus_sources(self) -> None:
         answer = self.view.last_answer()
@@ -367,6 +497,9 @@ class PhichatApp(App[int]):
             self.runner.abandon()
             self.status_bar.show_turn("")
         self._answer = None
+        self._compare = None
+        self._pinned = None
+        self._show_mode()
         self._pending_text = None
         self.conversation = conversation
         await self.view.show_conversation(conversation)
@@ -429,13 +562,42 @@ class PhichatApp(App[int]):
 
         self.push_screen(ExportScreen(default_export_path(conversation)), export)
 
+    def action_export_calendar(self) -> None:
+        from phichat.chat.calendar_export import latest_plan
+
+        if not self._saved():
+            return
+        conversation = self.conversation
+        if latest_plan(conversation) is None:
+            self.notify(
+                "No answer here reads as a day-by-day plan: ask with the itinerary preset (F12)."
+            )
+            return
+
+        def export(path: Path | None) -> None:
+            if path is not None:
+                self.export_to(conversation, path)
+
+        default = default_export_path(conversation).with_suffix(".ics")
+        self.push_screen(ExportScreen(default, "Export the trip plan to a calendar (.ics)"), export)
+
     def export_to(self, conversation: Conversation, path: Path) -> Path | None:
+        """Write Markdown, or the trip plan as iCalendar when the file name ends in .ics."""
+        from phichat.chat.calendar_export import conversation_to_ics
         from phichat.storage.export import to_markdown
 
         if path.is_dir():
             path = path / default_export_path(conversation).name
         try:
-            path.write_text(to_markdown(conversation), encoding="utf-8")
+            if path.suffix.lower() == ".ics":
+                text = conversation_to_ics(conversation)
+            else:
+                text = to_markdown(conversation)
+        except PhichatError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return None
+        try:
+            path.write_text(text, encoding="utf-8", newline="")
         except OSError as exc:
             self.notify(
                 f"Could not write {path}: {exc.strerror or exc}", severity="error", markup=False

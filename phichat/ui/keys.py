@@ -109,6 +109,29 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec(
         "export", "ctrl+s", "export_conversation", "Export the conversation to Markdown", show=False
     ),
+    KeySpec(
+        "export_calendar",
+        "f3",
+        "export_calendar",
+        "Export the trip plan to a calendar file (.ics)",
+        show=False,
+    ),
+    KeySpec(
+        "compare",
+        "f5",
+        "compare",
+        "Compare: answer the question without and with search, side by side",
+        show=False,
+    ),
+    # Not F6 or F7: the message box (a TextArea) uses those to select text.
+    KeySpec("preset", "f12", "pick_preset", "Pick an answer preset, such as itinerary", show=False),
+    KeySpec(
+        "pin_sources",
+        "ctrl+l",
+        "pin_sources",
+        "Pin the last answer's sources for the next questions (again: unpin)",
+        show=False,
+    ),
     KeySpec("theme", "f9", "change_theme", "Pick a colour theme (remembered)", show=False),
     KeySpec("help", "f1", "help", "Show this list of keys", label="Help"),
     KeySpec("quit", "ctrl+q", "quit", "Quit", priority=True),

@@ -1,4 +1,4 @@
-"""Ask where to write the Markdown export (a file in the current folder by default)."""
+"""Ask where to write an export: Markdown, or a trip plan as an iCalendar file."""
 
 from __future__ import annotations
 
@@ -18,13 +18,16 @@ class ExportScreen(ModalScreen[Path | None]):
         Binding("escape", "cancel", "Cancel", id="cancel_export", tooltip="Do not export")
     ]
 
-    def __init__(self, default_path: Path) -> None:
+    def __init__(
+        self, default_path: Path, title: str = "Export the conversation to Markdown"
+    ) -> None:
         super().__init__()
         self._default = default_path
+        self._title = title
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog small-dialog"):
-            yield Static(Text("Export the conversation to Markdown", style="bold"))
+            yield Static(Text(self._title, style="bold"))
             yield Input(str(self._default), id="path-input")
             yield Static(Text("Enter writes the file, Esc cancels.", style="dim"))
 

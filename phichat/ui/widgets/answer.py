@@ -2,7 +2,9 @@
 
 Tokens are appended through a ``MarkdownStream`` (which batches them when they come
 faster than the widget can render), then the finished text is rendered once more with
-its citations linked. The whole answer is never re-parsed per token.
+its citations linked. The whole answer is never re-parsed per token. A finished answer
+that reads as a trip plan gets the plan as a table beside the prose; one that does not
+stays plain text.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from phichat.chat.itinerary import Itinerary, parse_itinerary
 from phichat.domain import Message, Source
 from phichat.textsafe import one_line, strip_control
 from phichat.ui.untrusted import link_citations
+from phichat.ui.widgets.itinerary_view import ItineraryView
 from phichat.ui.widgets.retrieval_steps import RetrievalSteps
 from phichat.ui.widgets.source_list import SourceList
 
@@ -50,7 +54,13 @@ class Answer(Vertical):
         steps.display = False
         yield steps
         initial = self._final_markdown() if self.message is not None else ""
-        yield Markdown(initial, open_links=False, classes="body")
+        plan = self._plan()
+        if plan is not None:
+            with Horizontal(classes="answer-row"):
+                yield Markdown(initial, open_links=False, classes="body")
+                yield ItineraryView(plan, self.sources)
+        else:
+            yield Markdown(initial, open_links=False, classes="body")
         yield Static("", classes="footer", markup=False)
 
     def on_mount(self) -> None:
@@ -89,7 +99,11 @@ class Answer(Vertical):
         self.message = message
         self.sources = list(message.sources)
         self.query_one(RetrievalSteps).finish()
-        await self.query_one(Markdown).update(self._final_markdown())
+        plan = self._plan()
+        if plan is None:
+            await self.query_one(Markdown).update(self._final_markdown())
+        else:
+            await self._show_beside(plan)
         if self.sources and not self.query(SourceList):
             await self.mount(SourceList(self.sources), before=self.query_one(".footer"))
         self._show_outcome(message)
@@ -107,7 +121,25 @@ class Answer(Vertical):
             await self._stream.stop()
             self._stream = None
 
+    async def _show_beside(self, plan: Itinerary) -> None:
+        """Swap the streamed text for a row of the final text and the plan table."""
+        streamed = self.query_one(Markdown)
+        row = Horizontal(classes="answer-row")
+        await self.mount(row, after=streamed)
+        await row.mount_all(
+            [
+                Markdown(self._final_markdown(), open_links=False, classes="body"),
+                ItineraryView(plan, self.sources),
+            ]
+        )
+        await streamed.remove()
+
     # ---- rendering ------------------------------------------------------------------------
+    def _plan(self) -> Itinerary | None:
+        if self.message is None or self.message.error:
+            return None
+        return parse_itinerary(self.message.text)
+
     def _final_markdown(self) -> str:
         text = strip_control(self.message.text if self.message else self.text)
         return link_citations(text, self.sources) if self.sources else text

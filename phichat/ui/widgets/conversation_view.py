@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from phichat.domain import Conversation, Message
 from phichat.ui.widgets.answer import Answer
+from phichat.ui.widgets.compare_view import CompareView
 from phichat.ui.widgets.user_message import UserMessage
 
 WELCOME = (
@@ -23,10 +24,22 @@ class ConversationView(VerticalScroll):
 
     async def show_conversation(self, conversation: Conversation) -> None:
         await self.remove_children()
-        widgets: list[Static | UserMessage | Answer] = []
-        for message in conversation.messages:
+        widgets: list[Static | UserMessage | Answer | CompareView] = []
+        messages = conversation.messages
+        index = 0
+        while index < len(messages):
+            message = messages[index]
+            index += 1
             if message.role == "user":
                 widgets.append(UserMessage(message))
+            elif message.compare_side is not None:
+                # A compare: its "without" answer, then (normally) its "with" answer.
+                pair = {message.compare_side: message}
+                following = messages[index] if index < len(messages) else None
+                if following is not None and following.compare_side not in (None, *pair):
+                    pair[following.compare_side] = following
+                    index += 1
+                widgets.append(CompareView(pair.get("without"), pair.get("with")))
             else:
                 widgets.append(Answer(search=message.search_used, message=message))
         if not widgets:
@@ -44,6 +57,11 @@ class ConversationView(VerticalScroll):
         await self.mount(answer)
         return answer
 
+    async def start_compare(self) -> CompareView:
+        compare = CompareView()
+        await self.mount(compare)
+        return compare
+
     def last_answer(self) -> Answer | None:
         answers = self.query(Answer)
         return answers.last() if answers else None
@@ -51,5 +69,5 @@ class ConversationView(VerticalScroll):
     async def remove_trailing_answers(self) -> None:
         """Drop the answers after the last user message (before answering it again)."""
         children = list(self.children)
-        while children and isinstance(children[-1], Answer):
+        while children and isinstance(children[-1], Answer | CompareView):
             await children.pop().remove()

@@ -15,6 +15,7 @@ from phichat.textsafe import one_line
 class StatusBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static("", id="model-status", markup=False)
+        yield Static("", id="mode-status", markup=False)
         yield Static("", id="turn-status", markup=False)
 
     def show_loading(self, model_name: str, description: str, fraction: float | None) -> None:
@@ -35,6 +36,15 @@ class StatusBar(Horizontal):
 
     def show_failed(self) -> None:
         self._model_status(Text("✖ model not loaded", style="bold red"), "failed")
+
+    def show_mode(self, preset: str | None, pinned: int | None) -> None:
+        """The answer preset and pinned sources that the next message will use."""
+        text = Text()
+        if preset:
+            text.append(f"preset {one_line(preset, 30)}  ", style="bold")
+        if pinned is not None:
+            text.append(f"📌 {pinned} sources pinned  ", style="bold")
+        self.query_one("#mode-status", Static).update(text)
 
     def show_turn(self, text: str) -> None:
         self.query_one("#turn-status", Static).update(Text(one_line(text, 120)))

@@ -1,7 +1,8 @@
 """A non-visual widget that runs one chat turn in a thread worker and reports its events.
 
 Every message carries the turn's id: the app ignores messages from a turn it has moved on
-from, so an abandoned stream can never write into the next turn.
+from, so an abandoned stream can never write into the next turn. A compare turn tags each
+message with its ``side`` ("without" or "with" search); a plain turn leaves it empty.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from phichat.chat.compare import CompareDone, CompareEvent, SideEvent
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.domain import Message as ChatMessage
 from phichat.domain import Source
@@ -31,6 +33,7 @@ class TurnRunner(Widget):
         turn_id: int
         stage: str
         detail: str
+        side: str = ""
 
         def can_replace(self, message: Message) -> bool:
             # "reading 3 of 6" supersedes a queued "reading 2 of 6" of the same turn.
@@ -38,6 +41,7 @@ class TurnRunner(Widget):
                 isinstance(message, TurnRunner.StepChanged)
                 and message.turn_id == self.turn_id
                 and message.stage == self.stage
+                and message.side == self.side
             )
 
     @dataclass
@@ -45,22 +49,33 @@ class TurnRunner(Widget):
         turn_id: int
         sources: list[Source]
         query: str
+        side: str = ""
 
     @dataclass
     class TokenArrived(Message):
         turn_id: int
         text: str
+        side: str = ""
 
     @dataclass
     class Finished(Message):
         turn_id: int
         message: ChatMessage
+        side: str = ""
 
     @dataclass
     class Failed(Message):
         turn_id: int
         error: str
         never_started: bool = False  # the model never became ready: the text was not sent
+        side: str = ""  # set: only that side of a compare failed; the compare goes on
+
+    @dataclass
+    class CompareFinished(Message):
+        """Both sides of a compare are over; ``done`` holds the answers and the summary."""
+
+        turn_id: int
+        done: CompareDone
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,7 +88,7 @@ class TurnRunner(Widget):
 
     def start(
         self,
-        events: Callable[[threading.Event], Iterator[Event]],
+        events: Callable[[threading.Event], Iterator[Event | CompareEvent]],
         model_ready: threading.Event,
         model_failed: Callable[[], str | None],
     ) -> int:
@@ -117,7 +132,7 @@ class TurnRunner(Widget):
     def _run(
         self,
         turn_id: int,
-        events: Callable[[threading.Event], Iterator[Event]],
+        events: Callable[[threading.Event], Iterator[Event | CompareEvent]],
         stop: threading.Event,
         model_ready: threading.Event,
         model_failed: Callable[[], str | None],
@@ -149,17 +164,21 @@ class TurnRunner(Widget):
             self.post_message(self._translate(turn_id, event))
 
     @classmethod
-    def _translate(cls, turn_id: int, event: Event) -> Message:
+    def _translate(cls, turn_id: int, event: Event | CompareEvent, side: str = "") -> Message:
+        if isinstance(event, SideEvent):
+            return cls._translate(turn_id, event.event, event.side)
+        if isinstance(event, CompareDone):
+            return cls.CompareFinished(turn_id, event)
         if isinstance(event, Token):
-            return cls.TokenArrived(turn_id, event.text)
+            return cls.TokenArrived(turn_id, event.text, side)
         if isinstance(event, Status):
-            return cls.StepChanged(turn_id, event.stage, event.detail)
+            return cls.StepChanged(turn_id, event.stage, event.detail, side)
         if isinstance(event, SourcesReady):
-            return cls.SourcesFound(turn_id, list(event.sources), event.query)
+            return cls.SourcesFound(turn_id, list(event.sources), event.query, side)
         if isinstance(event, Done):
-            return cls.Finished(turn_id, event.message)
+            return cls.Finished(turn_id, event.message, side)
         assert isinstance(event, Failed)
-        return cls.Failed(turn_id, event.error)
+        return cls.Failed(turn_id, event.error, side=side)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A bug in a turn becomes an error under the answer, never a crash."""
