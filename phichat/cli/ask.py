@@ -109,15 +109,32 @@ def answer_json(message: Message, model_facts: dict[str, str]) -> dict[str, Any]
     }
 
 
+class ProgressLines:
+    """Status events as stderr lines, once each: the session and the retriever may both
+    announce the same step (the search query), and one line is enough."""
+
+    def __init__(self) -> None:
+        self._last = ""
+
+    def show(self, event: Status) -> None:
+        line = f"{event.stage} {event.detail}".strip()
+        if event.stage not in ("thinking", "writing") and line != self._last:
+            status(line)
+            self._last = line
+
+
 class StreamPrinter:
     """Answer text to stdout as it arrives; progress and sources around it."""
+
+    def __init__(self) -> None:
+        self.progress = ProgressLines()
 
     def show(self, event: Event) -> None:
         if isinstance(event, Token):
             sys.stdout.write(strip_control(event.text))
             sys.stdout.flush()
-        elif isinstance(event, Status) and event.stage not in ("thinking", "writing"):
-            status(f"{event.stage} {event.detail}".strip())
+        elif isinstance(event, Status):
+            self.progress.show(event)
         elif isinstance(event, SourcesReady):
             status(f"{len(event.sources)} sources packed ({event.context_chars} characters)")
 
@@ -137,9 +154,12 @@ class StreamPrinter:
 class JsonPrinter:
     """Progress to stderr, then one JSON object on stdout."""
 
+    def __init__(self) -> None:
+        self.progress = ProgressLines()
+
     def show(self, event: Event) -> None:
-        if isinstance(event, Status) and event.stage not in ("thinking", "writing"):
-            status(f"{event.stage} {event.detail}".strip())
+        if isinstance(event, Status):
+            self.progress.show(event)
 
     def finish(self, message: Message, model_facts: dict[str, str]) -> None:
         json.dump(answer_json(message, model_facts), sys.stdout, ensure_ascii=False)
