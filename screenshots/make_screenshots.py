@@ -27,6 +27,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SIZE = (112, 34)
+# The compare shows two answers and a summary: it needs a taller window.
+SIZES = {"compare": (120, 40), "itinerary": (112, 36)}
 
 QUESTION = "Why are there two high tides a day?"
 ANSWER = """\
@@ -40,6 +42,72 @@ The Earth turns under both bulges once a day, so most coasts see two high tides,
 12 hours and 25 minutes apart. When the Sun and Moon line up, at new and full moon, their
 pulls add up to larger *spring tides* [2].
 """
+
+
+# The compare and itinerary scenes' answers are scripted text too, written for the pictures.
+COMPARE_QUESTION = "How tall is the Eiffel Tower, and when did it open?"
+COMPARE_OFFLINE = """\
+The Eiffel Tower is about **300 metres** tall. It was built for the 1889 World's Fair
+and opened in **May 1889**, designed by Gustave Eiffel.
+"""
+COMPARE_GROUNDED = """\
+The tower is **330 metres** tall including its antennas [1]. It opened to the public on
+**31 March 1889** [2], for the World's Fair; Gustave Eiffel's company built it [2].
+"""
+TRIP_QUESTION = "Plan me a one-day trip to Lisbon"
+TRIP_PLAN = """\
+### Day 1: Alfama and Belém
+- Morning — **Castelo de São Jorge**: walk the walls. Tip: opens 09:00. [1]
+- Lunch — **Time Out Market**: try the food stalls. [2]
+- Afternoon — **Jerónimos Monastery**: see the cloister. Tip: closed Mondays. [3]
+- Evening — **Miradouro da Graça**: sunset over the river.
+
+Tram 28 links Alfama with the centre; allow 40 minutes to Belém by tram 15 [2].
+"""
+
+
+def _trip_sources():  # type: ignore[no-untyped-def]
+    from phichat.domain import Source, SourcePassage
+
+    return [
+        Source(
+            1,
+            "Castelo de São Jorge: visit",
+            "https://castelo.example.pt/en/visit",
+            (SourcePassage("Open daily from 09:00.", 0.8, "Hours"),),
+        ),
+        Source(
+            2,
+            "Lisbon in a day",
+            "https://travel.example.com/lisbon-one-day",
+            (SourcePassage("Time Out Market; tram 28; tram 15 to Belém.", 0.7, ""),),
+        ),
+        Source(
+            3,
+            "Jerónimos Monastery",
+            "https://mosteiro.example.pt/",
+            (SourcePassage("Closed on Mondays.", 0.6, ""),),
+        ),
+    ]
+
+
+def _tower_sources():  # type: ignore[no-untyped-def]
+    from phichat.domain import Source, SourcePassage
+
+    return [
+        Source(
+            1,
+            "Eiffel Tower: facts and figures",
+            "https://tower.example.org/facts",
+            (SourcePassage("Height with antennas: 330 metres.", 0.8, "Figures"),),
+        ),
+        Source(
+            2,
+            "History of the tower",
+            "https://history.example.fr/eiffel",
+            (SourcePassage("The tower opened to the public on 31 March 1889.", 0.7, ""),),
+        ),
+    ]
 
 
 def _sources():  # type: ignore[no-untyped-def]
@@ -84,8 +152,9 @@ def _sources():  # type: ignore[no-untyped-def]
 class StandInRetriever:
     """Reports searching, fetching, reading n of m and ranking, then returns fixed sources."""
 
-    def __init__(self, hold: threading.Event | None = None) -> None:
+    def __init__(self, hold: threading.Event | None = None, sources=None) -> None:  # type: ignore[no-untyped-def]
         self.hold = hold
+        self.sources = sources
 
     def retrieve(self, query, budget, progress, stop):  # type: ignore[no-untyped-def]
         from phichat.retrieval.types import Retrieval
@@ -98,7 +167,7 @@ class StandInRetriever:
             while not self.hold.is_set() and not stop.is_set():
                 stop.wait(0.02)
         progress("ranking", "ranking 41 passages")
-        sources = _sources()
+        sources = self.sources if self.sources is not None else _sources()
         context = "\n\n".join(p.text for s in sources for p in s.passages)
         return Retrieval(query=query, sources=sources, context_text=context)
 
@@ -162,6 +231,27 @@ async def scene_sidebar(pilot, app) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause(0.3)
 
 
+async def scene_compare(pilot, app) -> None:  # type: ignore[no-untyped-def]
+    await _until(pilot, app.loader.ready.is_set)
+    app.composer.load_text(COMPARE_QUESTION)
+    await pilot.press("f5")
+    await pilot.pause(0.1)
+    await _until(pilot, lambda: not app.runner.running)
+    await pilot.pause(0.3)
+
+
+async def scene_itinerary(pilot, app) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from phichat.chat.presets import load_preset
+
+    await _until(pilot, app.loader.ready.is_set)
+    preset = load_preset("itinerary")
+    app.session.options = dataclasses.replace(app.session.options, preset=preset)
+    app._show_mode()
+    await _ask(pilot, app, TRIP_QUESTION)
+
+
 async def scene_context(pilot, app) -> None:  # type: ignore[no-untyped-def]
     await scene_grounded(pilot, app)
     await pilot.press("f4")
@@ -174,16 +264,23 @@ Scene = Callable[..., Awaitable[None]]
 async def capture(name: str, scene: Scene, *, search: bool, hold: bool = False) -> Path:
     data_dir = Path(tempfile.mkdtemp(prefix="phichat-shots-"))
     release = threading.Event()
-    retriever = StandInRetriever(release if hold else None)
-    replies = [
-        "Start with the official book, then port a small Python script you know well; the "
-        "borrow checker makes sense once you have fought it on real code.",
-        ANSWER,
-    ]
-    app = build_app(data_dir, retriever, search, replies if name == "sidebar" else [ANSWER])
+    retriever = StandInRetriever(
+        release if hold else None,
+        {"itinerary": _trip_sources, "compare": _tower_sources}.get(name, lambda: None)(),
+    )
+    replies = {
+        "sidebar": [
+            "Start with the official book, then port a small Python script you know well; "
+            "the borrow checker makes sense once you have fought it on real code.",
+            ANSWER,
+        ],
+        "compare": [COMPARE_OFFLINE, COMPARE_GROUNDED],
+        "itinerary": [TRIP_PLAN],
+    }.get(name, [ANSWER])
+    app = build_app(data_dir, retriever, search, replies)
     svg_path = HERE / f"{name}.svg"
     try:
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZES.get(name, SIZE)) as pilot:
             app.composer.cursor_blink = False
             await scene(pilot, app)
             svg = app.export_screenshot(title="phichat")
@@ -236,6 +333,8 @@ SCENES: list[tuple[str, Scene, bool, bool]] = [
     ("retrieval-in-progress", scene_retrieving, True, True),
     ("sidebar", scene_sidebar, True, False),
     ("context", scene_context, True, False),
+    ("compare", scene_compare, False, False),
+    ("itinerary", scene_itinerary, True, False),
 ]
 
 
@@ -247,7 +346,10 @@ def main() -> int:
         os.environ[f"PHICHAT_{name}_DIR"] = str(scratch / name.lower())
     sys.path.insert(0, str(HERE.parent))
     made = []
+    wanted = set(sys.argv[1:])  # scene names to make; none given: all of them
     for name, scene, search, hold in SCENES:
+        if wanted and name not in wanted:
+            continue
         svg_path = asyncio.run(capture(name, scene, search=search, hold=hold))
         made.append(svg_path)
         png_path = to_png(svg_path)

@@ -65,6 +65,7 @@ _CITATION = re.compile(r"\[\s*\d{1,3}\s*(?:,\s*\d{1,3}\s*)*\]")
 # A number with an optional currency before it and a unit after it: €15, 3.5 km, 24/7, 10:30.
 _NUMBER = re.compile(
     r"(?P<cur>[$€£¥])?\s?(?P<num>\d+(?:[.,:]\d+)*)\s?(?P<unit>%|km|m|kg|h|hours?|minutes?|"
+    r"metres?|meters?|kilometres?|kilometers?|miles?|feet|ft|"
     r"mins?|euros?|dollars?|pounds?|am|pm|a\.m\.|p\.m\.)?(?![\w])",
     re.IGNORECASE,
 )
@@ -217,7 +218,7 @@ def find_facts(text: str) -> list[Fact]:
             and words[0] not in mid_sentence
         ):
             continue  # "Tickets cost ...": capitalised only because a sentence starts there
-        phrase = " ".join(words)
+        phrase = re.sub(r"['’]s$", "", " ".join(words))  # "Eiffel's" names Eiffel
         if len(phrase) < 3:
             continue
         kind: FactKind = "name"

@@ -23,13 +23,13 @@ def plan_table(plan: Itinerary, sources: list[Source]) -> Table:
     """Every cell is plain Text: place names and notes come from the model, not from us."""
     known = {source.n for source in sources}
     table = Table(expand=True, box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    table.add_column("When", no_wrap=True, style="bold", ratio=2)
-    table.add_column("Place", style="italic", ratio=3)
-    table.add_column("What", ratio=5)
-    table.add_column("Src", no_wrap=True, ratio=1)
+    table.add_column("When", style="bold", min_width=7)
+    table.add_column("Place", style="italic", ratio=2)
+    table.add_column("What", ratio=3)
+    table.add_column("Src", no_wrap=True, min_width=3)
     for day in plan.days:
-        heading = f"Day {day.number}" + (f" · {one_line(day.title, 40)}" if day.title else "")
-        table.add_row(Text(heading, style="bold underline"), Text(""), Text(""), Text(""))
+        if len(plan.days) > 1:
+            table.add_row(Text(f"Day {day.number}", style="bold underline"), Text(""), Text(""))
         for slot in day.slots:
             items = slot.items or ()
             for index, item in enumerate(items or (None,)):  # type: ignore[arg-type]
@@ -55,4 +55,6 @@ class ItineraryView(Static):
     def __init__(self, plan: Itinerary, sources: list[Source]) -> None:
         super().__init__(plan_table(plan, sources), classes="itinerary")
         self.plan = plan
-        self.border_title = "Plan"
+        first = plan.days[0]
+        title = f"Plan · Day 1: {one_line(first.title, 40)}" if first.title else "Plan"
+        self.border_title = title if len(plan.days) == 1 else f"Plan · {len(plan.days)} days"
