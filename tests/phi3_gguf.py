@@ -49,7 +49,9 @@ def write_phi3_gguf(folder: Path, out: Path, *, half: bool = False) -> Path:
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
     writer = gguf.GGUFWriter(out, "phi3")
-    writer.add_name(folder.name)
+    # Not "phi3" in the name: llama.cpp keys per-token quirks of Microsoft's SentencePiece
+    # Phi-3 vocabulary (it expects a "</s>" token) on the model's name.
+    writer.add_name("phichat random model")
     writer.add_context_length(config["max_position_embeddings"])
     writer.add_embedding_length(hidden)
     writer.add_feed_forward_length(config["intermediate_size"])

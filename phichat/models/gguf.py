@@ -118,7 +118,8 @@ class GGUFModel:
             self._add_bos = metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
             self._stop_ids = _stop_ids(llm)
             self._file_type = FILE_TYPES.get(int(metadata.get("general.file_type", -1)), "gguf")
-            self._window = min(window, llm.n_ctx_train()) if llm.n_ctx_train() > 0 else window
+            trained = int(metadata.get(f"{metadata.get('general.architecture')}.context_length", 0))
+            self._window = min(window, trained) if trained > 0 else window
             self._llm = llm
             self.load_s = time.perf_counter() - started
             if progress:
