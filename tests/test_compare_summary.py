@@ -125,3 +125,13 @@ def test_the_packed_context_is_the_evidence_when_it_was_kept() -> None:
     )
     [fact] = summarize(Message(role="assistant", text="Tall."), with_search).unique_facts
     assert fact.text == "330 m" and fact.supported is True
+
+
+def test_addresses_versions_and_odd_numbers_never_break_the_summary() -> None:
+    evidence = '<source n="1" url="http://127.0.0.1:34479/skagway.html">v1.2.3, 10.0.0.1</source>'
+    facts = unique_facts(
+        "Open 9:00 to 17:30, ratio 3:2:1.", "See https://x.example/a?b=1:2 [1].", evidence
+    )
+    assert {(f.side, f.text) for f in facts} >= {("without", "9:00"), ("without", "17:30")}
+    assert not any("127" in f.text or "example" in f.text for f in facts)
+    assert all(f.kind for f in find_facts(evidence))

@@ -146,9 +146,11 @@ def _norm_words(text: str) -> str:
 
 def _norm_number(number: str) -> str:
     """ "1,200" and "1200" compare equal; "3.50" and "3.5" too; clock times keep their colon."""
-    if ":" in number:
+    if re.fullmatch(r"\d{1,2}:\d{2}", number):
         hours, _, minutes = number.partition(":")
         return f"{int(hours)}:{minutes}"
+    if not re.fullmatch(r"\d+(?:[.,]\d+)*", number) or number.count(".") > 1:
+        return number  # a version, an address or a ratio: compared as written
     if re.fullmatch(r"\d{1,3}(,\d{3})+", number):
         number = number.replace(",", "")
     number = number.replace(",", ".")
@@ -169,8 +171,12 @@ def _date_key(match: re.Match[str]) -> str:
     return "-".join(str(int(p)) if p else "?" for p in (year, month, day)).rstrip("-?")
 
 
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s\"'<>)\]]+", re.IGNORECASE)
+
+
 def _strip_citations(text: str) -> str:
-    # Citations are not facts; blank them out keeping offsets (for span bookkeeping).
+    # Citations and web addresses are not facts; blank them out keeping offsets.
+    text = _URL.sub(lambda m: " " * len(m.group(0)), text)
     return _CITATION.sub(lambda m: " " * len(m.group(0)), text)
 
 
