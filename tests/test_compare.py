@@ -105,7 +105,7 @@ def test_retrieval_runs_while_the_answer_without_search_is_generated() -> None:
     tokens = {
         side: "".join(e.event.text for e in sides if e.side == side and isinstance(e.event, Token))
         for side in ("without", "with")
-    }  # noqa: E501
+    }
     assert tokens == {"without": "It is 300 m tall.", "with": "It is 330 m tall [1]."}
     stages = [e.event.stage for e in sides if e.side == "with" and isinstance(e.event, Status)]
     assert "fetching" in stages and "ranking" in stages
@@ -258,3 +258,15 @@ def test_compare_side_round_trips_through_the_store(tmp_path: Path, side: str) -
         store.save_message(conversation, message)
         [loaded] = store.load(conversation.id).messages
         assert (loaded.compare_side, loaded.context) == (side, "ctx")
+
+
+def test_the_markdown_export_labels_both_sides_of_a_compare() -> None:
+    from phichat.storage.export import to_markdown
+
+    session = session_with(["Offline.", "Grounded [1]."], StubRetriever())
+    conversation = Conversation(title="Q")
+    collect(run_compare(session, conversation, "Q?", threading.Event()))
+    text = to_markdown(conversation)
+    assert "## Assistant — compare: without search\n\nOffline." in text
+    assert "## Assistant — compare: with search `search`" in text
+    assert "Grounded [^1]." in text

@@ -24,6 +24,7 @@ _CODE = re.compile(
 )
 
 ROLE_HEADINGS = {"user": "User", "assistant": "Assistant"}
+COMPARE_HEADINGS = {"without": "compare: without search", "with": "compare: with search"}
 
 
 def to_markdown(conversation: Conversation) -> str:
@@ -49,6 +50,9 @@ def to_markdown(conversation: Conversation) -> str:
 
 def _message_lines(message: Message, label_prefix: str) -> list[str]:
     heading = f"## {ROLE_HEADINGS.get(message.role, message.role.title())}"
+    if message.compare_side in COMPARE_HEADINGS:
+        # One of the two answers of a compare: say which, so the pair reads side by side.
+        heading += f" — {COMPARE_HEADINGS[message.compare_side]}"
     if message.role == "assistant":
         if message.grounded:
             heading += " `search`"
