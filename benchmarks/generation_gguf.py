@@ -163,13 +163,19 @@ def transformers_result(dtype: str, args: argparse.Namespace) -> dict[str, objec
 
 
 def gguf_result(quant: str, args: argparse.Namespace) -> dict[str, object]:
-    path = ensure_gguf(args.shape, quant, args.bench)
+    # Building and quantizing run in their own process too: on Linux a child inherits its
+    # parent's peak memory (ru_maxrss survives fork and exec), which would inflate the figure.
+    prepare = [sys.executable, __file__, "--prepare", quant, "--shape", args.shape]
+    subprocess.run([*prepare, "--bench", str(args.bench)], check=True)
+    path = ensure_gguf(args.shape, quant, args.bench)  # now only names the finished file
     command = [sys.executable, __file__, "--measure-only", str(path), *child_flags(args)]
     return run_child(command)
 
 
 def child_flags(args: argparse.Namespace) -> list[str]:
     return [
+        "--shape",
+        args.shape,
         "--threads",
         str(args.threads),
         "--window",
@@ -233,6 +239,7 @@ def main() -> int:
     parser.add_argument("--bench", type=Path, default=ROOT / ".bench", help="work folder")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--measure-only", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", choices=sorted(QUANTS), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads is None:
@@ -240,6 +247,9 @@ def main() -> int:
 
         args.threads = default_threads()
 
+    if args.prepare is not None:
+        ensure_gguf(args.shape, args.prepare, args.bench)
+        return 0
     if args.measure_only is not None:
         result = measure(args.measure_only, args)
         result["shape"] = args.shape
