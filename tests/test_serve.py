@@ -3,6 +3,10 @@ the official ``openai`` client, on loopback only."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -219,3 +223,34 @@ def test_official_openai_client_sees_auth_and_model_errors(tiny_phi3) -> None:
         right = openai.OpenAI(base_url=server.url, api_key="s3cret", max_retries=0)
         with pytest.raises(openai.NotFoundError):
             right.chat.completions.create(model="gpt-9", messages=MESSAGES)
+
+
+def test_phichat_serve_command_serves_until_ctrl_c(tiny_phi3_path) -> None:
+    command = [sys.executable, "-m", "phichat", "serve", "--model", str(tiny_phi3_path)]
+    process = subprocess.Popen(
+        [*command, "--port", "0", "--served-model-name", "tiny", "--max-new-tokens", "5"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        url = ""
+        for line in process.stderr:
+            if "serving tiny" in line:
+                url = line.split(" at ")[1].split()[0]
+                break
+        assert url.startswith("http://127.0.0.1:")
+        assert [m["id"] for m in httpx.get(f"{url}/models").json()["data"]] == ["tiny"]
+        reply = httpx.post(
+            f"{url}/chat/completions",
+            json={"model": "tiny", "messages": MESSAGES},
+            timeout=60,
+        ).json()
+        assert reply["usage"]["completion_tokens"] == 5  # the --max-new-tokens default
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=30)[1]
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert "stopped" in rest and "Traceback" not in rest
