@@ -254,3 +254,30 @@ def test_phichat_serve_command_serves_until_ctrl_c(tiny_phi3_path) -> None:
         process.kill()
     assert process.returncode == 0
     assert "stopped" in rest and "Traceback" not in rest
+
+
+async def test_the_tui_chats_through_a_model_server(tiny_phi3, tmp_path) -> None:
+    from textual.widgets import Static
+    from ui_support import make_app, send
+
+    from phichat.chat.factory import turn_options
+    from phichat.chat.session import Session
+    from phichat.config import Settings
+    from phichat.domain import Conversation
+    from phichat.ui.widgets.answer import Answer
+
+    question = "Plan a day in Belize City."
+    local = Session(tiny_phi3, turn_options(Settings(max_new_tokens=8)))
+    events = list(local.respond(Conversation(), question, False, threading.Event()))
+    expected = events[-1].message.text  # type: ignore[union-attr]
+    assert expected.strip()
+    with serving(tiny_phi3) as server:
+        app = make_app(tmp_path, model=OpenAICompatModel(server.url), max_new_tokens=8)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await send(pilot, app, question)
+            answers = list(app.query(Answer))
+            assert [answer.text for answer in answers] == [expected]
+            status = " ".join(
+                str(w.render()) for w in app.query(Static) if "tiny-phi3" in str(w.render())
+            )
+            assert "127.0.0.1" in status
