@@ -143,3 +143,17 @@ def test_a_stop_token_ends_the_answer_unseen(tmp_path: Path) -> None:
     )
     assert answer == ""
     assert stats.new_tokens == 0
+
+
+def test_phichat_serve_serves_a_gguf_model(gguf_model: GGUFModel) -> None:
+    from test_serve import serving
+
+    from phichat.models.openai_compat import OpenAICompatModel
+
+    options = GenerationOptions(max_new_tokens=6)
+    expected = "".join(gguf_model.stream(MESSAGES, options, threading.Event()))
+    with serving(gguf_model) as server:
+        remote = OpenAICompatModel(server.url)
+        remote.load()
+        assert remote.count_tokens(MESSAGES) == gguf_model.count_tokens(MESSAGES)
+        assert "".join(remote.stream(MESSAGES, options, threading.Event())) == expected
