@@ -181,3 +181,21 @@ def test_hostile_titles_and_text_cannot_break_the_fence() -> None:
     assert text.count("</source>") == 1 and text.count('"') == 6
     assert "\x1b" not in sources[0].title and "[bold red]Pwned[/]" in sources[0].title
     assert clean_passage("a <|assistant|> b") == "a   b"
+
+
+def test_chunks_beyond_the_candidates_follow_in_keyword_order() -> None:
+    chunks = [Chunk("a", f"harbour word{i}" + " harbour" * (5 - i), i) for i in range(5)]
+    chunks.append(Chunk("b", "nothing relevant here", 0))
+
+    class Flat:
+        def encode(self, texts: list[str]):
+            import numpy as np
+
+            return np.ones((len(texts), 2), dtype="float32") / np.sqrt(2)
+
+    ranked = rank_chunks("harbour", chunks, Flat(), RankWeights(candidates=2, per_source=1))
+    assert len(ranked) == 6  # every chunk stays available to packing
+    # The candidates are the best chunk of each source; the rest follow by keyword score.
+    assert {p.chunk.position for p in ranked[:2]} == {0}
+    assert [p.chunk.text.split()[1] for p in ranked[2:]] == ["word1", "word2", "word3", "word4"]
+    assert max(p.score for p in ranked[2:]) < min(p.score for p in ranked[:2])

@@ -118,7 +118,16 @@ def rank_chunks(
             for i, k, s in zip(candidates, keyword, similarity, strict=True)
         ]
     scored.sort(key=lambda p: p.score, reverse=True)
-    return diversify(scored, weights.repeat_penalty)
+    ranked = diversify(scored, weights.repeat_penalty)
+    # The chunks that were not embedded follow in keyword order, below every candidate,
+    # so packing can still fill the budget when the candidates alone do not.
+    floor = min((p.score for p in ranked), default=0.0)
+    chosen = set(candidates)
+    rest = sorted(
+        (i for i in range(len(chunks)) if i not in chosen), key=lambda i: bm25[i], reverse=True
+    )
+    ranked.extend(Passage(chunks[i], floor - 1.0 + bm25[i] / top / 2) for i in rest)
+    return ranked
 
 
 def rank_all_by_embedding(

