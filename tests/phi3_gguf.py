@@ -39,8 +39,13 @@ def gguf_name(hf_name: str) -> str:
     return TENSOR_NAMES[hf_name]
 
 
-def write_phi3_gguf(folder: Path, out: Path, *, half: bool = False) -> Path:
-    """Convert ``folder`` to ``out``; matrices in f16 when ``half``, else f32 (norms stay f32)."""
+def write_phi3_gguf(
+    folder: Path, out: Path, *, half: bool = False, chat_template: bool = True
+) -> Path:
+    """Convert ``folder`` to ``out``; matrices in f16 when ``half``, else f32 (norms stay f32).
+
+    ``chat_template=False`` leaves the template out, as some early conversions did.
+    """
     import gguf
     import numpy as np
     from safetensors import safe_open
@@ -63,7 +68,7 @@ def write_phi3_gguf(folder: Path, out: Path, *, half: bool = False) -> Path:
     writer.add_rope_freq_base(_rope_theta(config))
     file_type = gguf.LlamaFileType.MOSTLY_F16 if half else gguf.LlamaFileType.ALL_F32
     writer.add_file_type(int(file_type))
-    _add_tokenizer(writer, folder, config["vocab_size"])
+    _add_tokenizer(writer, folder, config["vocab_size"], chat_template)
 
     weights = sorted((folder).glob("*.safetensors"))
     plan: list[tuple[Path, str, Any]] = []
@@ -94,7 +99,7 @@ def _rope_theta(config: dict[str, Any]) -> float:
     return float(config.get("rope_theta") or parameters.get("rope_theta") or 10000.0)
 
 
-def _add_tokenizer(writer: Any, folder: Path, vocab_size: int) -> None:
+def _add_tokenizer(writer: Any, folder: Path, vocab_size: int, chat_template: bool) -> None:
     import gguf
 
     spec = json.loads((folder / "tokenizer.json").read_text())
@@ -124,5 +129,5 @@ def _add_tokenizer(writer: Any, folder: Path, vocab_size: int) -> None:
     template = settings.get("chat_template")
     if template is None and (folder / "chat_template.jinja").is_file():
         template = (folder / "chat_template.jinja").read_text()
-    if template:
+    if template and chat_template:
         writer.add_chat_template(template)

@@ -157,3 +157,14 @@ def test_phichat_serve_serves_a_gguf_model(gguf_model: GGUFModel) -> None:
         remote.load()
         assert remote.count_tokens(MESSAGES) == gguf_model.count_tokens(MESSAGES)
         assert "".join(remote.stream(MESSAGES, options, threading.Event())) == expected
+
+
+def test_a_phi3_file_without_a_template_gets_phi3s_format(tiny_phi3_path, tmp_path, tiny_phi3):
+    pytest.importorskip("llama_cpp", reason=NEEDS_LLAMA)
+    from phi3_gguf import write_phi3_gguf
+
+    bare = write_phi3_gguf(tiny_phi3_path, tmp_path / "bare.gguf", chat_template=False)
+    model = GGUFModel(str(bare), threads=1)
+    model.load()
+    assert "tokenizer.chat_template" not in model._llm.metadata
+    assert model.encode(MESSAGES) == tiny_phi3._encode(MESSAGES)["input_ids"][0].tolist()

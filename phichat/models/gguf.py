@@ -28,6 +28,14 @@ from phichat.models.phi3 import STOP_TOKENS
 # context_window setting, else this, never more than the file was trained for.
 DEFAULT_CONTEXT_WINDOW = 4096
 
+# Phi-3's chat format, for a phi3 file converted without its template: every turn is
+# "<|role|>\n{content}<|end|>\n", and the answer starts after "<|assistant|>\n".
+PHI3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
 # general.file_type values (llama.cpp's llama_ftype) for the quantizations people use.
 FILE_TYPES = {
     0: "f32",
@@ -110,6 +118,8 @@ class GGUFModel:
                 raise ModelNotAvailable(f"cannot load {path}: {_first_line(exc)}") from exc
             metadata = dict(llm.metadata)
             source = metadata.get("tokenizer.chat_template")
+            if not source and metadata.get("general.architecture") == "phi3":
+                source = PHI3_TEMPLATE
             if not source:
                 raise ModelNotAvailable(f"{path} has no chat template in its metadata")
             self._template = _compile_template(source)
