@@ -270,3 +270,18 @@ def test_the_markdown_export_labels_both_sides_of_a_compare() -> None:
     assert "## Assistant — compare: without search\n\nOffline." in text
     assert "## Assistant — compare: with search `search`" in text
     assert "Grounded [^1]." in text
+
+
+def test_a_compare_with_pinned_sources_does_not_search_again() -> None:
+    retriever = StubRetriever()
+    session = session_with(["Offline.", "From the pins [1]."], retriever)
+    pinned = Retrieval(query="earlier query", sources=list(SOURCES), context_text=CONTEXT)
+    sides, done, _ = collect(
+        run_compare(session, Conversation(), "Q?", threading.Event(), pinned=pinned)
+    )
+    assert retriever.queries == []
+    assert done is not None and done.query == "earlier query"
+    assert done.with_search is not None and done.with_search.context == CONTEXT
+    assert "retrieval_wall_s" not in pinned.timings
+    notes = [e.event.detail for e in sides if isinstance(e.event, Status) and e.side == "with"]
+    assert "using 2 pinned sources, no new search" in notes

@@ -10,12 +10,15 @@ from rich.console import Console
 from textual.widgets import Markdown, OptionList, Static
 from ui_support import FakeRetriever, make_app, send, settle
 
+from phichat.errors import ModelNotAvailable
+from phichat.models.scripted import ScriptedModel
 from phichat.ui.widgets.answer import Answer
 from phichat.ui.widgets.compare_summary_view import CompareSummaryView, summary_renderable
 from phichat.ui.widgets.compare_view import CompareView
 from phichat.ui.widgets.conversation_list import ConversationList
 from phichat.ui.widgets.itinerary_view import ItineraryView, plan_table
 from phichat.ui.widgets.turn_runner import TurnRunner
+from phichat.ui.widgets.user_message import UserMessage
 
 SIZE = (120, 44)
 
@@ -181,3 +184,31 @@ async def test_the_trip_plan_exports_to_a_calendar_from_the_tui(tmp_path: Path) 
         # Markdown still goes through the same export, by its file name.
         written = app.export_to(app.conversation, tmp_path / "day.md")
         assert written is not None and "climb the tower" in written.read_text()
+
+
+async def test_a_compare_that_never_starts_gives_the_question_back(tmp_path: Path) -> None:
+    model = ScriptedModel(
+        ["x"], load_delay_s=0.3, load_error=ModelNotAvailable("no weights on this machine")
+    )
+    app = make_app(tmp_path, model=model, retriever=FakeRetriever())
+    async with app.run_test(size=SIZE) as pilot:
+        app.composer.load_text("Is it worth the trip?")
+        await pilot.press("f5")  # the model is still loading: the compare waits, then fails
+        await settle(pilot, app)
+        assert not app.query(CompareView) and app.conversation.messages == []
+        assert app.composer.text == "Is it worth the trip?"
+        assert not app.query(UserMessage)
+
+
+async def test_a_compare_with_pinned_sources_skips_the_search(tmp_path: Path) -> None:
+    retriever = FakeRetriever()
+    replies = ["Tides [1].", "Off.", "Pinned [2]."]
+    app = make_app(tmp_path, replies, retriever=retriever, search=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "What causes tides?")
+        await pilot.press("ctrl+l")
+        app.composer.load_text("When are spring tides?")
+        await pilot.press("f5")
+        await settle(pilot, app)
+        assert retriever.queries == ["What causes tides?"]
+        assert app.query_one(CompareView).answer("with").text == "Pinned [2]."

@@ -103,9 +103,12 @@ def run_compare(
     question: str | None,
     stop: threading.Event,
     *,
+    pinned: Retrieval | None = None,
     now: Callable[[], float] = time.perf_counter,
 ) -> Iterator[CompareEvent]:
     """Answer ``question`` without and with search (``None``: the last question again).
+
+    With ``pinned`` sources, the search side uses them instead of searching again.
 
     Yields ``SideEvent``s as both sides progress, then one ``CompareDone``; a compare that
     cannot start at all (an empty question, a failed save) yields one ``Failed``.
@@ -128,8 +131,8 @@ def run_compare(
         first_side = session.respond(conversation, asked, False, stop)
     messages_before = len(history)
 
-    retriever = session.retriever
-    query: str | None = None
+    retriever = session.retriever if pinned is None else None
+    query: str | None = pinned.query if pinned is not None else None
     if retriever is not None:
         try:
             query = session.retrieval_query(history, asked, stop)
@@ -139,7 +142,7 @@ def run_compare(
             return
 
     events: queue.Queue[object] = queue.Queue()
-    found: list[Retrieval] = []
+    found: list[Retrieval] = [pinned] if pinned is not None else []
     running = {"without"}
     retrieval_started = 0.0
 
@@ -148,6 +151,9 @@ def run_compare(
             emit(SideEvent("without", event))
 
     _in_thread("without", "without", answer_without, events)
+    if pinned is not None:
+        count = len(pinned.sources)
+        yield SideEvent("with", Status("searching", f"using {count} pinned sources, no new search"))
     if retriever is not None and query is not None:
         running.add("retrieval")
         yield SideEvent("with", Status("searching", query))
@@ -182,7 +188,7 @@ def run_compare(
         yield from _tracked(item, clock, first_token, answers, session, conversation)
 
     retrieval = found[0] if found else None
-    if retrieval is not None:
+    if retrieval is not None and pinned is None:
         retrieval.timings.setdefault("retrieval_wall_s", clock() - retrieval_started)
         if retrieval.search_error:
             yield SideEvent(

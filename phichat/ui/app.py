@@ -371,8 +371,10 @@ class PhichatApp(App[int]):
         self._compare = await self.view.start_compare()
         self.status_bar.show_turn("comparing… Esc stops")
 
+        pinned = self._pinned
+
         def events(stop: threading.Event) -> Iterator[CompareEvent]:
-            return run_compare(self.session, conversation, question, stop)
+            return run_compare(self.session, conversation, question, stop, pinned=pinned)
 
         self.runner.start(events, self.loader.ready, lambda: self.loader.error)
 
