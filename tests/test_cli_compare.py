@@ -32,6 +32,7 @@ class StandInRetriever:
         self, query: str, budget: PackBudget, progress: RetrievalProgress, stop: threading.Event
     ) -> Retrieval:
         StandInRetriever.queries.append(query)
+        progress("searching", query)
         progress("fetching", "fetching 1 page")
         return Retrieval(query=query, sources=list(SOURCES), context_text="<source>…</source>")
 
@@ -87,7 +88,7 @@ def test_compare_prints_both_answers_then_the_summary(
     tiny_phi3_path: Path, stand_in_web: type[StandInRetriever], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["compare", "--model", str(tiny_phi3_path), "--max-new-tokens", "5", "Why?"])
-    out, _ = capsys.readouterr()
+    out, err = capsys.readouterr()
     assert code == 0
     without, with_search, summary = (
         out.index("## Without search"),
@@ -96,6 +97,8 @@ def test_compare_prints_both_answers_then_the_summary(
     )
     assert without < with_search < out.index("Sources:\n[1] Lisbon castle") < summary
     assert "sources: 1 packed" in out and "first token" in out
+    # The compare and the retriever both announce the query: it is printed once.
+    assert err.count("with search: searching Why?") == 1
 
 
 def test_an_unknown_preset_is_a_one_line_error(

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     question = read_question(args.question)
     session = create_session(settings)
     stop = threading.Event()
-    printer = StreamPrinter() if not args.json else None
+    progress = SideProgress()
+    printer = StreamPrinter(progress) if not args.json else None
     done: CompareDone | None = None
     with stop_on_ctrl_c(stop):
         status("loading model " + settings.model)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                 if printer is not None:
                     printer.show(event.side, event.event)
                 elif isinstance(event.event, Status):
-                    _progress(event.side, event.event)
+                    progress.show(event.side, event.event)
             else:
                 done = event
     assert done is not None
@@ -70,9 +71,18 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if stopped else 0
 
 
-def _progress(side: str, event: Status) -> None:
-    if event.stage not in ("thinking", "writing"):
-        status(f"{HEADINGS[side].lower()}: {event.stage} {event.detail}".strip())
+class SideProgress:
+    """Status lines on stderr, tagged with their side, each step once per side (the compare
+    and the retriever may both announce the search query)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+
+    def show(self, side: str, event: Status) -> None:
+        line = f"{HEADINGS[side].lower()}: {event.stage} {event.detail}".strip()
+        if event.stage not in ("thinking", "writing") and self._last.get(side) != line:
+            status(line)
+            self._last[side] = line
 
 
 def compare_json(done: Any, model_facts: dict[str, str]) -> dict[str, Any]:
@@ -102,8 +112,9 @@ def compare_json(done: Any, model_facts: dict[str, str]) -> dict[str, Any]:
 class StreamPrinter:
     """Each answer streams under its heading; the search-on side starts when the first ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: SideProgress) -> None:
         self._shown: set[str] = set()
+        self._progress = progress
 
     def _heading(self, side: str) -> None:
         if side in self._shown:
@@ -119,7 +130,7 @@ class StreamPrinter:
             sys.stdout.write(strip_control(event.text))
             sys.stdout.flush()
         elif isinstance(event, Status):
-            _progress(side, event)
+            self._progress.show(side, event)
         elif isinstance(event, SourcesReady):
             packed = f"{len(event.sources)} sources packed ({event.context_chars} characters)"
             status(f"with search: {packed}")
