@@ -9,6 +9,7 @@ from icalendar import Calendar
 from rich.console import Console
 from textual.widgets import Markdown, OptionList, Static
 from ui_support import FakeRetriever, make_app, send, settle
+from webfixture import loopback_web_fixture  # noqa: F401
 
 from phichat.errors import ModelNotAvailable
 from phichat.models.scripted import ScriptedModel
@@ -212,3 +213,53 @@ async def test_a_compare_with_pinned_sources_skips_the_search(tmp_path: Path) ->
         await settle(pilot, app)
         assert retriever.queries == ["What causes tides?"]
         assert app.query_one(CompareView).answer("with").text == "Pinned [2]."
+
+
+async def test_compare_preset_and_pin_are_in_the_command_palette(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ["x"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        titles = {command.title: command.help for command in app.get_system_commands(app.screen)}
+        compare = "Compare: answer the question without and with search, side by side"
+        assert titles[compare] == "Key: F5"
+        assert titles["Pick an answer preset, such as itinerary"] == "Key: F12"
+        assert "Export the trip plan to a calendar file (.ics)" in titles
+
+
+class WordBucketEmbedder:
+    """Words counted into 64 buckets: ranking runs without loading a sentence model."""
+
+    def encode(self, texts: list[str]) -> object:
+        import zlib
+
+        import numpy as np
+
+        rows = np.zeros((len(texts), 64), dtype="float32")
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                rows[row, zlib.crc32(word.encode()) % 64] += 1.0
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+
+async def test_compare_over_the_loopback_web_with_the_real_retriever(
+    tmp_path: Path, loopback_web
+) -> None:  # type: ignore[no-untyped-def]
+    from phichat.config import Settings
+    from phichat.retrieval.pipeline import WebRetriever
+
+    web = loopback_web
+    web.search_results = [web.result("/skagway.html", "Skagway")]
+    settings = Settings(engine="searxng", searxng_url=web.base, allow_private_urls=True)
+    retriever = WebRetriever(settings, embedder=WordBucketEmbedder())
+    app = make_app(tmp_path, ["A quiet port.", "A gold-rush port town [1]."], retriever=retriever)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        app.composer.load_text("What is Skagway known for?")
+        await pilot.press("f5")
+        await settle(pilot, app)
+        assert web.search_hits() == 1
+        compare = app.query_one(CompareView)
+        grounded = compare.answer("with")
+        assert grounded.sources and grounded.sources[0].url == web.url("/skagway.html")
+        assert not compare.answer("without").sources
+        assert "1 cited" in summary_text(app)
