@@ -40,12 +40,18 @@ from generation import build_folder, copy_bandwidth_gbs, peak_rss_gb  # noqa: E4
 QUANTS = {"Q4_K_M": 15, "Q8_0": 7}  # llama.cpp's LLAMA_FTYPE_MOSTLY_* values
 
 
-def ensure_gguf(shape: str, quant: str, bench: Path) -> Path:
-    """The random model as a quantized GGUF, building what is missing along the way."""
+def ensure_folder(shape: str, bench: Path) -> Path:
+    """The random transformers model (the same folder generation.py uses by default)."""
     folder = bench / f"phi3-{shape}-random"
     if not (folder / "config.json").exists():
         print(f"building a random {shape}-shaped model in {folder} …", file=sys.stderr)
         build_folder(folder, shape)
+    return folder
+
+
+def ensure_gguf(shape: str, quant: str, bench: Path) -> Path:
+    """The random model as a quantized GGUF, building what is missing along the way."""
+    folder = ensure_folder(shape, bench)
     f16 = bench / f"phi3-{shape}-random-f16.gguf"
     if not f16.exists():
         from phi3_gguf import write_phi3_gguf
@@ -141,10 +147,24 @@ def run_child(command: list[str]) -> dict[str, object]:
     return result
 
 
+def prepare(what: str, args: argparse.Namespace) -> None:
+    """Build files in a process of their own.
+
+    On Linux a process started by another inherits its peak memory (ru_maxrss survives
+    exec), so a measurement started by a process that has just built a 3.8B-parameter
+    model would report the build's peak instead of its own.
+    """
+    command = [sys.executable, __file__, "--prepare", what, "--shape", args.shape]
+    subprocess.run([*command, "--bench", str(args.bench)], check=True)
+
+
 def transformers_result(dtype: str, args: argparse.Namespace) -> dict[str, object]:
+    prepare("folder", args)
     command = [
         sys.executable,
         str(HERE / "generation.py"),
+        "--folder",
+        str(args.bench / f"phi3-{args.shape}-random"),
         "--shape",
         args.shape,
         "--dtype",
@@ -163,10 +183,7 @@ def transformers_result(dtype: str, args: argparse.Namespace) -> dict[str, objec
 
 
 def gguf_result(quant: str, args: argparse.Namespace) -> dict[str, object]:
-    # Building and quantizing run in their own process too: on Linux a child inherits its
-    # parent's peak memory (ru_maxrss survives fork and exec), which would inflate the figure.
-    prepare = [sys.executable, __file__, "--prepare", quant, "--shape", args.shape]
-    subprocess.run([*prepare, "--bench", str(args.bench)], check=True)
+    prepare(quant, args)
     path = ensure_gguf(args.shape, quant, args.bench)  # now only names the finished file
     command = [sys.executable, __file__, "--measure-only", str(path), *child_flags(args)]
     return run_child(command)
@@ -239,7 +256,9 @@ def main() -> int:
     parser.add_argument("--bench", type=Path, default=ROOT / ".bench", help="work folder")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--measure-only", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--prepare", choices=sorted(QUANTS), default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--prepare", choices=["folder", *sorted(QUANTS)], default=None, help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads is None:
@@ -247,6 +266,9 @@ def main() -> int:
 
         args.threads = default_threads()
 
+    if args.prepare == "folder":
+        ensure_folder(args.shape, args.bench)
+        return 0
     if args.prepare is not None:
         ensure_gguf(args.shape, args.prepare, args.bench)
         return 0
