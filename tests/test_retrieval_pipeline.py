@@ -70,7 +70,8 @@ def test_retrieve_reports_stages_and_packs_the_answer(
         "report.pdf": "not HTML or text (application/pdf)",
         "menu-only.html": "no readable text",
     }
-    assert set(retrieval.timings) == {"search_s", "fetch_s", "extract_s", "rank_s", "total_s"}
+    stages = {"search_s", "fetch_s", "extract_s", "rank_s", "total_s"}
+    assert stages <= set(retrieval.timings) <= stages | {"embedder_load_s"}
     assert retrieval.search_error is None
 
 

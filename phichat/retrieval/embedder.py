@@ -70,7 +70,10 @@ class Embedder:
         started = time.perf_counter()
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
 
+            # Its "Loading weights" bar would land in the middle of phichat's own output.
+            transformers_logging.disable_progress_bar()
             model = SentenceTransformer(_local_copy(self.name), device="cpu")
         except Exception as exc:
             raise EmbedderUnavailable(
@@ -85,13 +88,22 @@ class Embedder:
         self.load_s = time.perf_counter() - started
         return model
 
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load the model now (it otherwise loads on the first ``encode``)."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+
     def encode(self, texts: list[str]) -> Any:
         """Unit-length embeddings (numpy, float32), one row per text."""
         import torch
 
+        self.load()
         with self._lock:
-            if self._model is None:
-                self._model = self._load()
             with torch.inference_mode():
                 vectors = self._model.encode(
                     texts,

@@ -23,7 +23,6 @@ from phichat.retrieval.rank import TextEmbedder, rank_chunks
 from phichat.retrieval.search import CachedSearch, SearchEngine, create_engine
 from phichat.retrieval.searchcache import SearchCache
 from phichat.retrieval.types import (
-    Chunk,
     FetchedPage,
     PackBudget,
     Page,
@@ -104,16 +103,19 @@ class WebRetriever:
             pages.append(page)
         return pages
 
-    def rank(self, query: str, chunks: list[Chunk], warnings: list[str]):  # -> list[Passage]
-        embedder: TextEmbedder | None = None
+    def load_embedder(self, warnings: list[str]) -> TextEmbedder | None:
+        """The embedder, loaded; None (with a warning) when it cannot be loaded."""
         try:
             embedder = self.embedder()
-            return rank_chunks(query, chunks, embedder)
+            load = getattr(embedder, "load", None)
+            if load is not None:
+                load()
+            return embedder
         except EmbedderUnavailable as exc:
             self._embedder_failed = str(exc)
             self._embedder = None
             warnings.append(f"{exc}; ranking by keywords only")
-            return rank_chunks(query, chunks, None)
+            return None
 
     # ---- the whole thing -------------------------------------------------------------------
     def retrieve(
@@ -162,11 +164,20 @@ class WebRetriever:
             return finish()
 
         usable = sum(page.fetched_ok for page in pages)
+        if not usable:
+            return finish()  # nothing to rank: spare the embedder's load
+        embedder = self._embedder
+        needs_loading = embedder is None or not getattr(embedder, "loaded", True)
+        if needs_loading and self._embedder_failed is None:
+            # Loading happens once per process; it is timed apart from ranking itself.
+            progress("ranking", "loading the ranking model")
+            warnings = retrieval.warnings
+            embedder = timed("embedder_load_s", lambda: self.load_embedder(warnings))  # type: ignore[assignment]
         progress("ranking", f"ranking passages from {_plural(usable, 'page')}")
 
         def rank_and_pack() -> None:
             chunks = [chunk for page in pages if page.fetched_ok for chunk in chunk_page(page)]
-            ranked = self.rank(query, chunks, retrieval.warnings)
+            ranked = rank_chunks(query, chunks, embedder)
             retrieval.context_text, retrieval.sources = pack(ranked, budget)
 
         timed("rank_s", rank_and_pack)
