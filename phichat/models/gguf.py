@@ -77,6 +77,7 @@ class GGUFModel:
         self._bos = ""
         self._eos = ""
         self._add_bos = False
+        self._strip_first_space = False
         self._stop_ids: set[int] = set()
         self._file_type = "gguf"
         self._load_lock = threading.Lock()
@@ -126,6 +127,9 @@ class GGUFModel:
             self._bos = _token_text(llm, llm.token_bos())
             self._eos = _token_text(llm, llm.token_eos())
             self._add_bos = metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
+            # SentencePiece vocabularies (Phi-3's) mark a word start with a space, so an answer's
+            # first piece starts with one; transformers' decoder drops it, and so do we.
+            self._strip_first_space = metadata.get("tokenizer.ggml.model") == "llama"
             self._stop_ids = _stop_ids(llm)
             self._file_type = FILE_TYPES.get(int(metadata.get("general.file_type", -1)), "gguf")
             trained = int(metadata.get(f"{metadata.get('general.architecture')}.context_length", 0))
@@ -218,6 +222,8 @@ class GGUFModel:
                         stats.ttft_s = time.perf_counter() - started
                     stats.new_tokens += 1
                     piece = decoder.decode(llm.detokenize([token]))
+                    if stats.new_tokens == 1 and self._strip_first_space:
+                        piece = piece.removeprefix(" ")
                     if piece:
                         yield piece
                     if stats.new_tokens >= budget:

@@ -157,6 +157,9 @@ class ChatHandler(BaseHTTPRequestHandler):
                 self._check_key()
             route()
         except RequestError as exc:
+            # The body may be unread (a 401 comes before reading it): a kept-alive connection
+            # would then parse it as the next request, so errors close the connection.
+            self.close_connection = True
             self._send_json(exc.status, protocol.error_body(str(exc), exc.code))
         except Busy as exc:
             self._send_json(
@@ -326,6 +329,8 @@ class ChatHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
         except OSError:
