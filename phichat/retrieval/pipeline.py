@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from phichat.config import Settings
 from phichat.errors import SearchUnavailable
@@ -99,7 +100,7 @@ class WebRetriever:
         for raw, result in zip(fetched, results, strict=True):
             page = extract_page(raw)
             if page.fetched_ok and not page.title and result.title:
-                page = Page(**{**page.__dict__, "title": result.title})
+                page = replace(page, title=result.title)
             pages.append(page)
         return pages
 
