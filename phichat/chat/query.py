@@ -42,6 +42,11 @@ def _history_text(history: Sequence[Message]) -> str:
     return "\n".join(lines)
 
 
+def needs_rewrite(history: Sequence[Message]) -> bool:
+    """A follow-up (any earlier answer) is rewritten; a first question is used as it is."""
+    return any(m.role == "assistant" and m.text.strip() for m in history)
+
+
 def search_query(
     model: ChatModel, history: Sequence[Message], question: str, stop: threading.Event
 ) -> str:
@@ -50,7 +55,7 @@ def search_query(
     The rewrite falls back to the user's own text whenever the model's reply is unusable.
     """
     question = " ".join(question.split())
-    if not any(m.role == "assistant" and m.text.strip() for m in history):
+    if not needs_rewrite(history):
         return question
     prompt = prompts.render("search_query", history=_history_text(history), question=question)
     options = GenerationOptions(max_new_tokens=MAX_QUERY_TOKENS, temperature=0.0)

@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 from phichat.chat import prompt as prompt_builder
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.chat.presets import Preset
-from phichat.chat.query import search_query
+from phichat.chat.query import needs_rewrite, search_query
 from phichat.chat.trip_query import trip_search_query
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
@@ -232,6 +232,9 @@ class Session:
         if retriever is None:
             yield Status("searching", "search is not available; answering without sources")
             return None
+        if needs_rewrite(history):
+            # On a CPU the rewrite takes seconds; say what is happening meanwhile.
+            yield Status("searching", "turning the follow-up into a search query")
         query = self.retrieval_query(history, question, stop)
         yield Status("searching", query)
         budget = self.pack_budget(question)
