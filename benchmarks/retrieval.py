@@ -136,7 +136,7 @@ def main() -> int:
     from phichat.retrieval.chunk import chunk_page
     from phichat.retrieval.embedder import shared_embedder
     from phichat.retrieval.pipeline import WebRetriever
-    from phichat.retrieval.rank import rank_all_by_embedding
+    from phichat.retrieval.rank import RankWeights, rank_all_by_embedding
     from phichat.retrieval.search import SearxngSearch
     from phichat.retrieval.types import PackBudget
 
@@ -178,6 +178,7 @@ def main() -> int:
         return statistics.median(run.timings[key] for run in runs)
 
     words = sum(len(page.text.split()) for page in pages)
+    candidates = min(RankWeights().candidates, len(chunks))
     print(
         f"{len(pages)} pages ({words} words, {len(chunks)} chunks), {args.delay:g} s delay per "
         f"page, median of {args.runs} runs, {os.cpu_count()} CPUs\n"
@@ -186,7 +187,7 @@ def main() -> int:
         ("search (loopback SearxNG)", median("search_s")),
         (f"fetch {len(pages)} pages concurrently", median("fetch_s")),
         ("extract (trafilatura)", median("extract_s")),
-        ("chunk + rank (BM25, MiniLM on 24) + pack", median("rank_s")),
+        (f"chunk + rank (BM25, MiniLM on {candidates}) + pack", median("rank_s")),
         ("extract + rank together", median("extract_s") + median("rank_s")),
         ("total retrieve()", median("total_s")),
         (f"for comparison: embed all {len(chunks)} chunks", statistics.median(embed_all)),
