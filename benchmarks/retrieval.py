@@ -8,6 +8,7 @@ Open WebUI do) for comparison with phichat's BM25-then-embed-the-best ranking.
 
     python benchmarks/retrieval.py
     python benchmarks/retrieval.py --pages 6 --delay 1.0 --runs 3
+    python benchmarks/retrieval.py --html-dir ~/saved-pages --query "..."   # your own pages
 """
 
 from __future__ import annotations
@@ -69,16 +70,34 @@ def article(index: int, words: int = 2000) -> bytes:
             sentences.append(sentence)
             count += len(sentence.split())
         parts.append("<p>" + " ".join(sentences) + "</p>")
-    nav = "".join(f'<li><a href="/x{i}">Link {i}</a></li>' for i in range(40))
+    # Real pages carry far more markup than text: menus, teasers, share bars, comments.
+    nav = "".join(f'<li class="menu-item"><a href="/x{i}">Section {i}</a></li>' for i in range(150))
+    teasers = "".join(
+        f'<div class="teaser"><a href="/story{i}"><span>Related story {i}</span></a>'
+        f"<p>{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}.</p></div>"
+        for i in range(40)
+    )
+    comments = "".join(
+        f'<div class="comment"><b>reader{i}</b><p>Lovely trip, thanks for sharing!</p></div>'
+        for i in range(30)
+    )
     return (
         f"<!doctype html><html><head><title>Travel notes {index}</title></head><body>"
-        f"<nav><ul>{nav}</ul></nav><article>{''.join(parts)}</article>"
+        f'<header><nav><ul>{nav}</ul></nav></header><div class="ad">Advertisement</div>'
+        f'<main><article>{"".join(parts)}</article><section id="comments">{comments}'
+        f'</section></main><aside class="related">{teasers}</aside>'
         f"<footer>Copyright travel notes.</footer></body></html>"
     ).encode()
 
 
-def start_server(pages: int, delay: float) -> tuple[ThreadingHTTPServer, str]:
-    bodies = {f"/page{i}.html": article(i) for i in range(pages)}
+def start_server(
+    pages: int, delay: float, html_dir: Path | None
+) -> tuple[ThreadingHTTPServer, str]:
+    if html_dir is not None:
+        files = sorted(html_dir.glob("*.html"))[:pages]
+        bodies = {f"/{path.name}": path.read_bytes() for path in files}
+    else:
+        bodies = {f"/page{i}.html": article(i) for i in range(pages)}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -128,6 +147,10 @@ def main() -> int:
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each page waits")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--embedder", default=default_embedder())
+    parser.add_argument(
+        "--html-dir", type=Path, help="serve the first PAGES .html files of this folder instead"
+    )
+    parser.add_argument("--query", default="Which trail leads to the summit station?")
     args = parser.parse_args()
 
     # A throw-away cache folder, and no search cache: every run searches afresh.
@@ -140,7 +163,7 @@ def main() -> int:
     from phichat.retrieval.search import SearxngSearch
     from phichat.retrieval.types import PackBudget
 
-    server, base = start_server(args.pages, args.delay)
+    server, base = start_server(args.pages, args.delay, args.html_dir)
     settings = load_settings(
         {
             "engine": "searxng",
@@ -156,7 +179,7 @@ def main() -> int:
     embedder.encode(["warm up"])
     load_s = time.perf_counter() - started
 
-    query = "Which trail leads to the summit station from the cruise docks?"
+    query = args.query
     runs = []
     for _ in range(args.runs):
         retriever = WebRetriever(settings, engine=SearxngSearch(base), embedder=embedder)
