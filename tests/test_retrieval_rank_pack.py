@@ -199,3 +199,18 @@ def test_chunks_beyond_the_candidates_follow_in_keyword_order() -> None:
     assert {p.chunk.position for p in ranked[:2]} == {0}
     assert [p.chunk.text.split()[1] for p in ranked[2:]] == ["word1", "word2", "word3", "word4"]
     assert max(p.score for p in ranked[2:]) < min(p.score for p in ranked[:2])
+
+
+def test_the_end_of_the_budget_takes_the_leading_sentences_of_the_next_passage() -> None:
+    ranked = [
+        _passage("https://a.test/", "First passage about the pier. " * 4),
+        _passage("https://b.test/", "It sailed at 32,000 feet. Then it turned. " + "More. " * 60),
+        _passage("https://c.test/", "A small third passage."),
+    ]
+    text, sources = pack(ranked, PackBudget(max_chars=400))
+    assert len(text) <= 400
+    assert [s.url for s in sources][:2] == ["https://a.test/", "https://b.test/"]
+    cut = sources[1].passages[0].text
+    original = ranked[1].chunk.text
+    assert cut.startswith("It sailed at 32,000 feet.") and cut.endswith(".")
+    assert len(cut) < len(original) and original.startswith(cut)

@@ -8,8 +8,8 @@ appear in page order, with an ellipsis line between passages that were not adjac
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 from phichat.domain import Source, SourcePassage
 from phichat.retrieval.chunk import split_sentences
@@ -21,6 +21,7 @@ from phichat.textsafe import one_line, strip_control
 _SPECIAL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>")
 _FENCE_TAG = re.compile(r"<(/?\s*sources?)\b", re.I)
 _GAP = "\n…\n"
+# A cut passage shorter than this is not worth its source header.
 _MIN_TRIMMED_CHARS = 120
 
 
@@ -70,57 +71,64 @@ def _fits(text: str, budget: PackBudget) -> bool:
     return True
 
 
-def _trimmed(passage: Passage, blocks: list[_SourceBlock], budget: PackBudget) -> Passage | None:
-    """The passage cut to its leading sentences so that it alone fits, if any do."""
+def _shortened(passage: Passage) -> Iterator[Passage]:
+    """The passage cut to fewer and fewer of its leading sentences, longest first."""
     sentences = split_sentences(passage.chunk.text)
-    while sentences:
-        sentences.pop()
-        text = " ".join(sentences)
+    for keep in range(len(sentences) - 1, 0, -1):
+        text = " ".join(sentences[:keep])
         if len(text) < _MIN_TRIMMED_CHARS:
-            return None
-        candidate = Passage(
-            chunk=type(passage.chunk)(
-                passage.chunk.source_url,
-                text,
-                passage.chunk.position,
-                passage.chunk.title,
-                passage.chunk.heading,
-            ),
-            score=passage.score,
-        )
-        block = _SourceBlock(passage.chunk.source_url, passage.chunk.title, [candidate])
-        if _fits(render_blocks([*blocks, block]), budget):
-            return candidate
-    return None
+            return
+        yield Passage(replace(passage.chunk, text=text), passage.score)
+
+
+class _Packer:
+    """Source blocks being filled; a passage joins only if the whole text still fits."""
+
+    def __init__(self, budget: PackBudget) -> None:
+        self.budget = budget
+        self.blocks: list[_SourceBlock] = []
+        self.by_url: dict[str, _SourceBlock] = {}
+        self.text = ""
+
+    def room(self) -> int:
+        return self.budget.max_chars - len(self.text)
+
+    def try_add(self, passage: Passage) -> bool:
+        url = passage.chunk.source_url
+        block = self.by_url.get(url)
+        if block is None:
+            trial = [*self.blocks, _SourceBlock(url, passage.chunk.title, [passage])]
+        else:
+            block.passages.append(passage)
+            trial = self.blocks
+        text = render_blocks(trial)
+        if not _fits(text, self.budget):
+            if block is not None:
+                block.passages.pop()
+            return False
+        if block is None:
+            self.blocks = trial
+            self.by_url[url] = trial[-1]
+        self.text = text
+        return True
 
 
 def pack(ranked: Sequence[Passage], budget: PackBudget) -> tuple[str, list[Source]]:
     """The context text and its numbered sources, filled greedily in rank order.
 
-    A passage that would overflow the budget is skipped and the next tried, so a long
-    passage near the end never wastes the room a shorter one could use.
+    A passage that would overflow the budget is cut to the leading sentences that fit
+    (when enough room is left for that to be worth it), else skipped for the next one, so
+    the end of the budget goes to the best remaining text rather than to nothing.
     """
-    blocks: list[_SourceBlock] = []
-    by_url: dict[str, _SourceBlock] = {}
+    packer = _Packer(budget)
     for passage in ranked:
-        url = passage.chunk.source_url
-        block = by_url.get(url)
-        if block is None:
-            trial = [*blocks, _SourceBlock(url, passage.chunk.title, [passage])]
-        else:
-            block.passages.append(passage)
-            trial = blocks
-        if _fits(render_blocks(trial), budget):
-            if block is None:
-                blocks = trial
-                by_url[url] = trial[-1]
-        elif block is not None:
-            block.passages.pop()
-    if not blocks and ranked:
-        # Not even the best passage fits whole: keep as many of its sentences as fit.
-        trimmed = _trimmed(ranked[0], blocks, budget)
-        if trimmed is not None:
-            blocks = [_SourceBlock(trimmed.chunk.source_url, trimmed.chunk.title, [trimmed])]
+        if packer.try_add(passage):
+            continue
+        if packer.room() >= _MIN_TRIMMED_CHARS:
+            for shorter in _shortened(passage):
+                if packer.try_add(shorter):
+                    break
+    blocks = packer.blocks
     sources = [
         Source(
             n=n,
@@ -133,4 +141,4 @@ def pack(ranked: Sequence[Passage], budget: PackBudget) -> tuple[str, list[Sourc
         )
         for n, block in enumerate(blocks, start=1)
     ]
-    return render_blocks(blocks), sources
+    return packer.text, sources
