@@ -27,15 +27,30 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def run(args: argparse.Namespace) -> int:
     if args.gguf:
-        return run_gguf(args)
-    from phichat.models.hub import download
+        result = run_gguf(args)
+    else:
+        from phichat.models.hub import download
 
-    model = args.model or DEFAULT_MODEL
-    print(f"downloading {model} (Phi-3-mini is about 7.6 GB)…", file=sys.stderr)
-    path = download(model)
-    print(f"saved to {path}", file=sys.stderr)
-    print(f"run: phichat --model {model}", file=sys.stderr)
-    return 0
+        model = args.model or DEFAULT_MODEL
+        print(f"downloading {model} (Phi-3-mini is about 7.6 GB)…", file=sys.stderr)
+        path = download(model)
+        print(f"saved to {path}", file=sys.stderr)
+        print(f"run: phichat --model {model}", file=sys.stderr)
+        result = 0
+    fetch_embedder()
+    return result
+
+
+def fetch_embedder() -> None:
+    """Web search ranks passages with a small embedding model; fetch it now, not mid-search."""
+    from phichat.config import load_settings
+    from phichat.models.hub import download_embedder
+
+    name = load_settings().embedder
+    print(f"downloading {name}, the ranking model for web search (about 90 MB)…", file=sys.stderr)
+    path = download_embedder(name)
+    if path is not None:
+        print(f"saved to {path}", file=sys.stderr)
 
 
 def run_gguf(args: argparse.Namespace) -> int:

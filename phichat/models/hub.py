@@ -60,6 +60,21 @@ def download(model: str) -> Path:
         return Path(snapshot_download(model, allow_patterns=WEIGHT_PATTERNS))
 
 
+# A sentence-transformers folder: config, tokenizer, pooling settings and safetensors weights;
+# skips the repo's ONNX, OpenVINO, TensorFlow and Rust copies of the same weights.
+EMBEDDER_PATTERNS = ["*.json", "*.safetensors", "*.txt"]
+
+
+def download_embedder(name: str) -> Path | None:
+    """Fetch the ranking model for web search; None when it is a local folder already."""
+    if looks_like_path(name):
+        return None
+    from huggingface_hub import snapshot_download
+
+    with _hub_errors(name):
+        return Path(snapshot_download(name, allow_patterns=EMBEDDER_PATTERNS))
+
+
 def download_gguf() -> Path:
     """Fetch the 4-bit Phi-3-mini GGUF file into the Hugging Face cache, with progress bars."""
     from huggingface_hub import hf_hub_download
