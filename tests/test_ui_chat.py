@@ -527,3 +527,15 @@ async def test_a_waiting_message_comes_back_if_the_model_then_fails_to_load(
         assert app.conversation.messages == []
         assert not app.query(UserMessage) and not answers(app)
         assert app.query(ModelProblem)
+
+
+def test_model_problem_advice_fits_the_backend() -> None:
+    from phichat.ui.widgets.model_problem import fix_advice
+
+    assert "phichat download microsoft/Phi-3-mini-4k-instruct" in fix_advice(
+        "microsoft/Phi-3-mini-4k-instruct"
+    )
+    assert "--base-url" in fix_advice("x", "openai") and "phichat download" not in fix_advice(
+        "x", "openai"
+    )
+    assert "phichat download --gguf" in fix_advice("x", "gguf")

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     printer = StreamPrinter(progress) if not args.json else None
     done: CompareDone | None = None
     with stop_on_ctrl_c(stop):
-        status("loading model " + settings.model)
+        status("loading model " + session.model.name)
         session.model.load(lambda description, _fraction: status(description))
         for event in run_compare(session, Conversation(), question, stop):
             if isinstance(event, Failed):

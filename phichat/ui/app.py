@@ -164,7 +164,13 @@ class PhichatApp(App[int]):
         main = self.query_one("#main")
         await self.query("#model-problem").remove()
         await main.mount(
-            ModelProblem(self.settings.model, event.error, id="model-problem"), before=0
+            ModelProblem(
+                self.settings.model,
+                event.error,
+                backend=self.settings.backend,
+                id="model-problem",
+            ),
+            before=0,
         )
 
     # ---- sending and answering -------------------------------------------------------------
