@@ -35,7 +35,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the GGUF writer and the test tokenizer
 sys.path.insert(0, str(HERE))
 
-from generation import build_folder, copy_bandwidth_gbs, peak_rss_gb  # noqa: E402
+from generation import bandwidth_figures, build_folder, peak_rss_gb  # noqa: E402
 
 QUANTS = {"Q4_K_M": 15, "Q8_0": 7}  # llama.cpp's LLAMA_FTYPE_MOSTLY_* values
 
@@ -116,8 +116,6 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, object]:
     llm.reset()
 
     peak = peak_rss_gb()
-    bandwidth = copy_bandwidth_gbs()
-    ceiling = bandwidth * 1e9 / weight_bytes
     return {
         "variant": model.describe()["dtype"],
         "threads": args.threads,
@@ -130,9 +128,7 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, object]:
         "decode_prompt_tokens": stats.prompt_tokens,
         "decode_tokens": stats.new_tokens,
         "decode_tps": stats.tokens_per_s,
-        "copy_bandwidth_gbs": bandwidth,
-        "decode_ceiling_tps": ceiling,
-        "fraction_of_ceiling": stats.tokens_per_s / ceiling,
+        **bandwidth_figures(weight_bytes, stats.tokens_per_s),
     }
 
 
@@ -235,11 +231,12 @@ def print_table(results: list[dict[str, object]], prefill: list[int]) -> None:
     print("|" + " --- |" * len(heads))
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    bandwidth = ", ".join(f"{float(r['copy_bandwidth_gbs']):.1f}" for r in results)  # type: ignore[arg-type]
+    read = ", ".join(f"{float(r['read_bandwidth_gbs']):.1f}" for r in results)  # type: ignore[arg-type]
+    copy = ", ".join(f"{float(r['copy_bandwidth_gbs']):.1f}" for r in results)  # type: ignore[arg-type]
     print(
         f"\nshape {results[0].get('shape', '')}; decode after a "
-        f"{results[0]['decode_prompt_tokens']}-token prompt; measured copy bandwidth "
-        f"{bandwidth} GB/s (one figure per run); ceiling = bandwidth / weight bytes."
+        f"{results[0]['decode_prompt_tokens']}-token prompt; ceiling = read bandwidth / weight "
+        f"bytes, read bandwidth {read} GB/s (one figure per run; copy bandwidth {copy} GB/s)."
     )
 
 
