@@ -9,6 +9,7 @@ are kept. A page that fails becomes a ``FetchedPage`` with an ``error``; it neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
@@ -132,13 +133,45 @@ def _media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+async def _in_daemon_thread(work: Callable[..., object], *args: object) -> object:
+    """Run blocking ``work`` (a DNS lookup) in a daemon thread and await its result.
+
+    Not asyncio.to_thread: a lookup cannot be interrupted, and the default executor's
+    threads are joined both when asyncio.run() closes the loop and at interpreter exit,
+    so one stuck lookup would hold up Esc, the fetch deadline and quitting until it
+    finished. An abandoned daemon thread just ends on its own.
+    """
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[object] = loop.create_future()
+
+    def settle(result: object, error: BaseException | None) -> None:
+        if outcome.done():
+            return
+        if error is not None:
+            outcome.set_exception(error)
+        else:
+            outcome.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = work(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        # The loop may be closed already (the fetch was stopped): then nobody is waiting.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="phichat-resolve", daemon=True).start()
+    return await outcome
+
+
 async def _fetch_one(client: httpx.AsyncClient, url: str, limits: FetchLimits) -> FetchedPage:
     import httpx
 
     current = url
     for _hop in range(limits.max_redirects + 1):
         try:
-            await asyncio.to_thread(check_url, current, limits.allow_private)
+            await _in_daemon_thread(check_url, current, limits.allow_private)
         except UrlRefused as exc:
             raise PageFailed(f"refused: {exc}") from None
         request = client.build_request("GET", current)

@@ -53,10 +53,18 @@ class SearchCache:
         except OSError:
             pass  # a cache that cannot be written only costs a repeated search
 
+    def _fresh(self, entry: object, now: float) -> bool:
+        """A well-formed entry younger than the TTL; anything else (a hand-edited or
+        half-written file) is treated as a miss rather than an error."""
+        if not isinstance(entry, dict):
+            return False
+        stamp = entry.get("at")
+        return isinstance(stamp, int | float) and now - stamp <= self.ttl_s
+
     def get(self, key: str) -> list[SearchResult] | None:
         with self._lock:
             entry = self._read().get(key)
-        if not isinstance(entry, dict) or self._clock() - entry.get("at", 0) > self.ttl_s:
+        if not self._fresh(entry, self._clock()):
             return None
         try:
             return [
@@ -68,11 +76,7 @@ class SearchCache:
     def put(self, key: str, results: list[SearchResult]) -> None:
         now = self._clock()
         with self._lock:
-            data = {
-                k: v
-                for k, v in self._read().items()
-                if isinstance(v, dict) and now - v.get("at", 0) <= self.ttl_s
-            }
+            data = {k: v for k, v in self._read().items() if self._fresh(v, now)}
             data[key] = {
                 "at": now,
                 "results": [

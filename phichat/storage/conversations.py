@@ -76,12 +76,21 @@ class ConversationStore:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._clock = clock  # "updated" times come from here, so tests can fix them
+        # Conversations deleted through this store. A turn still finishing in a worker
+        # thread may try to save its answer after the user deleted the conversation; that
+        # save must not bring the conversation back.
+        self._deleted: set[str] = set()
 
     # ---- messages (the chat.Session MessageStore protocol) ---------------------------------
     def save_message(self, conversation: Conversation, message: Message) -> None:
-        """Insert or update ``message``, creating the conversation's row if needed."""
+        """Insert or update ``message``, creating the conversation's row if needed.
+
+        Saving into a conversation this store has deleted does nothing.
+        """
         row = message_to_row(message, conversation.id, position=0)  # position set in SQL
         with self._using(write=True) as db:
+            if conversation.id in self._deleted:
+                return
             self._touch(db, conversation)
             db.execute(_SAVE_MESSAGE, row)
 
@@ -178,6 +187,7 @@ class ConversationStore:
     def delete(self, conversation_id: str) -> None:
         """Delete a conversation and (by the foreign key's cascade) all its messages."""
         with self._using(write=True) as db:
+            self._deleted.add(conversation_id)
             deleted = db.execute(
                 "DELETE FROM conversations WHERE id = ?", (conversation_id,)
             ).rowcount

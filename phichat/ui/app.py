@@ -15,6 +15,7 @@ from pathlib import Path
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape as escape_markup
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -594,8 +595,14 @@ class PhichatApp(App[int]):
         from phichat.chat.calendar_export import conversation_to_ics
         from phichat.storage.export import to_markdown
 
-        if path.is_dir():
-            path = path / default_export_path(conversation).name
+        try:
+            if path.is_dir():
+                path = path / default_export_path(conversation).name
+        except OSError as exc:
+            self.notify(
+                f"Could not use {path}: {exc.strerror or exc}", severity="error", markup=False
+            )
+            return None
         try:
             if path.suffix.lower() == ".ics":
                 text = conversation_to_ics(conversation)
@@ -625,17 +632,20 @@ class PhichatApp(App[int]):
                 f"Key: {key_label(self.settings.keys.get(spec.id, spec.key))}",
                 lambda action=spec.action: self.run_action(action),
             )
-        answer = self.view.last_answer() if screen is self.screen else None
+        # The palette passes the screen it was opened over; only the chat screen has sources.
+        answer = self.view.last_answer() if screen is self.screen_stack[0] else None
         for source in answer.sources if answer is not None else []:
-            title = display_title(source)
+            # The palette renders titles and help as markup: escape the page's own text.
+            title = escape_markup(display_title(source))
+            url = escape_markup(one_line(source.url, 200))
             yield SystemCommand(
                 f"Open source {source.n}: {title}",
-                one_line(source.url, 200),
+                url,
                 lambda url=source.url: self.post_message(SourceList.OpenRequested(url)),
             )
             yield SystemCommand(
                 f"Copy the URL of source {source.n}",
-                one_line(source.url, 200),
+                url,
                 lambda url=source.url: self.post_message(SourceList.CopyRequested(url)),
             )
 

@@ -34,7 +34,15 @@ class ExportScreen(ModalScreen[Path | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         value = event.value.strip()
-        self.dismiss(Path(value).expanduser() if value else None)
+        if not value:
+            self.dismiss(None)
+            return
+        try:
+            path = Path(value).expanduser()
+        except RuntimeError:  # "~someone/..." for a user that does not exist
+            self.app.notify(f"No such home folder in {value}", severity="error", markup=False)
+            return
+        self.dismiss(path)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -57,4 +57,5 @@ class ItineraryView(Static):
         self.plan = plan
         first = plan.days[0]
         title = f"Plan · Day 1: {one_line(first.title, 40)}" if first.title else "Plan"
-        self.border_title = title if len(plan.days) == 1 else f"Plan · {len(plan.days)} days"
+        # A border title is parsed as markup unless it is a Text: the day's title is model output.
+        self.border_title = Text(title if len(plan.days) == 1 else f"Plan · {len(plan.days)} days")
