@@ -165,3 +165,41 @@ def test_unknown_charset_name_falls_back(loopback_web: LoopbackWeb) -> None:
 )
 def test_decode_body_never_fails(raw: bytes, content_type: str, expected: str) -> None:
     assert expected in decode_body(raw, content_type)
+
+
+def test_the_connection_goes_to_the_vetted_address_not_a_second_lookup(
+    loopback_web: LoopbackWeb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against DNS rebinding: the address the guard approved is the one dialled.
+
+    The guard is stood in for by one that vets "pinned.test" as the loopback server's
+    address, and any other lookup of that name fails. So the page can only load if the
+    fetch connects to the vetted address instead of resolving the name again.
+    """
+    import socket
+
+    from phichat.retrieval import fetch
+
+    port = loopback_web.base.rsplit(":", 1)[1]
+    monkeypatch.setattr(fetch, "check_url", lambda url, allow_private: "127.0.0.1")
+    real = socket.getaddrinfo
+
+    def no_second_lookup(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "pinned.test":
+            raise socket.gaierror(-2, "a second lookup of pinned.test was made")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_second_lookup)
+    [page] = fetch_pages([f"http://pinned.test:{port}/skagway.html"], OPEN)
+    assert page.ok, page.error
+    assert "White Pass and Yukon Route" in page.body
+    assert page.url == f"http://pinned.test:{port}/skagway.html"
+    # The server still sees the real host name.
+    assert loopback_web.hosts == [f"pinned.test:{port}"]
+
+
+def test_check_url_returns_the_address_to_pin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(urlguard, "resolve", lambda host, port: ["93.184.216.34"])
+    assert urlguard.check_url("https://example.org/page", allow_private=False) == "93.184.216.34"
+    assert urlguard.check_url("https://93.184.216.34/page", allow_private=False) is None
+    assert urlguard.check_url("https://example.org/page", allow_private=True) is None

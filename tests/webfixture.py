@@ -134,6 +134,7 @@ class LoopbackWeb:
     def __init__(self) -> None:
         self.requests: list[str] = []
         self.user_agents: list[str] = []
+        self.hosts: list[str] = []  # the Host header of each request
         self.search_results: list[dict[str, str]] = []
         self.search_status = 200
         # Fail this many searches with HTTP 503 before answering (to exercise the retry).
@@ -176,6 +177,7 @@ class LoopbackWeb:
             def do_GET(self) -> None:
                 web.requests.append(self.path)
                 web.user_agents.append(self.headers.get("User-Agent", ""))
+                web.hosts.append(self.headers.get("Host", ""))
                 parts = urlsplit(self.path)
                 if parts.path == "/search":
                     self._search(parse_qs(parts.query))

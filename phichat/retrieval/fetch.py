@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from phichat.retrieval.search import USER_AGENT
 from phichat.retrieval.types import FetchedPage
@@ -165,16 +165,38 @@ async def _in_daemon_thread(work: Callable[..., object], *args: object) -> objec
     return await outcome
 
 
+def _request_to(client: httpx.AsyncClient, url: str, address: str | None) -> httpx.Request:
+    """A GET for ``url`` that connects to the vetted ``address`` when one is given.
+
+    The URL's host is swapped for the address, while the Host header and the TLS server
+    name (which the certificate is checked against) keep the real host name.
+    """
+    if address is None:
+        return client.build_request("GET", url)
+    parts = urlsplit(url)
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    host_header = parts.netloc.rsplit("@", 1)[-1]  # URLs with credentials were refused
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return client.build_request(
+        "GET",
+        urlunsplit(parts._replace(netloc=netloc)),
+        headers={"Host": host_header},
+        extensions=extensions,
+    )
+
+
 async def _fetch_one(client: httpx.AsyncClient, url: str, limits: FetchLimits) -> FetchedPage:
     import httpx
 
     current = url
     for _hop in range(limits.max_redirects + 1):
         try:
-            await _in_daemon_thread(check_url, current, limits.allow_private)
+            address = await _in_daemon_thread(check_url, current, limits.allow_private)
         except UrlRefused as exc:
             raise PageFailed(f"refused: {exc}") from None
-        request = client.build_request("GET", current)
+        request = _request_to(client, current, address if isinstance(address, str) else None)
         try:
             response = await client.send(request, stream=True)
         except httpx.TimeoutException:
@@ -244,8 +266,15 @@ async def fetch_pages_async(
         "Accept-Language": "en;q=1.0, *;q=0.5",
         "Accept-Encoding": "gzip, deflate",
     }
+    # No keep-alive: requests are pinned to vetted IP addresses, and one address often
+    # serves many sites (a CDN). A pooled connection opened for one site's TLS name must
+    # never carry a request for another.
     async with httpx.AsyncClient(
-        timeout=timeout, headers=headers, follow_redirects=False, trust_env=False
+        timeout=timeout,
+        headers=headers,
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
     ) as client:
         tasks = [asyncio.create_task(_fetch_guarded(client, url, limits)) for url in urls]
         pending = set(tasks)

@@ -102,16 +102,21 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-def check_url(url: str, allow_private: bool) -> None:
+def check_url(url: str, allow_private: bool) -> str | None:
     """Refuse non-http(s) URLs, and hosts with any non-public address unless allowed.
 
     Every address the name resolves to is checked, not just the first: a name that
     resolves to one public and one private address could otherwise be steered to the
     private one by the connection logic.
+
+    Returns the vetted address the connection must use for a host name, so that no
+    second lookup (which a hostile DNS server could answer differently: "DNS rebinding")
+    decides where it goes. None means there is nothing to pin: the host is an address
+    already, or private addresses are allowed.
     """
     host, port = check_url_syntax(url)
     if allow_private:
-        return
+        return None
     try:
         literal = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -122,3 +127,4 @@ def check_url(url: str, allow_private: bool) -> None:
     for address in addresses:
         if not is_public_address(address):
             raise UrlRefused(f"{host} resolves to a non-public address ({address})")
+    return None if literal is not None else addresses[0]
