@@ -200,3 +200,14 @@ def test_cli_search_unavailable_is_one_line_error(
     assert json.loads(captured.out)["sources"] == []
     assert captured.err.strip().splitlines()[-1].startswith("phichat: search unavailable:")
     assert EVIL_TITLE not in captured.err
+
+
+def test_cli_search_with_searxng_but_no_url_is_a_setup_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["search", "--engine", "searxng", "anything"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "phichat: the searxng engine needs a URL: --searxng-url URL (or searxng_url)\n"
+    )

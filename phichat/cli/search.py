@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from phichat.cli.common import add_model_flags, settings_from_args
 from phichat.config import Settings
-from phichat.errors import PhichatError
+from phichat.errors import ConfigError, PhichatError
 from phichat.textsafe import one_line, strip_control
 
 if TYPE_CHECKING:
@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     from phichat.retrieval.types import PackBudget
 
     settings = settings_from_args(args)
+    if settings.engine == "searxng" and not settings.searxng_url:
+        # A setup mistake, not a network failure: say so before searching at all.
+        raise ConfigError("the searxng engine needs a URL: --searxng-url URL (or searxng_url)")
     question = " ".join(read_question(args.question).split())
     stop = threading.Event()
     retriever = WebRetriever(settings)
