@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from phichat.chat.citations import check_citations
+from phichat.citations import check_citations
 from phichat.domain import Message, Source
 
 Side = Literal["without", "with"]

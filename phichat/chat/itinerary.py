@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from phichat.chat.citations import cited_numbers
+from phichat.citations import cited_numbers
 from phichat.textsafe import strip_control
 
 # Fewer slots than this and the answer is prose that merely mentions "morning".

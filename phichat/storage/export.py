@@ -10,12 +10,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from phichat.citations import CITATION
 from phichat.domain import Conversation, Message, Source
 from phichat.textsafe import one_line, strip_control
-
-# Same accepted forms as the chat layer's parser ([1], [1, 2], and runs like [1][2]);
-# storage sits below chat, so it keeps its own copy of this one expression.
-_CITATION = re.compile(r"\[(\s*\d{1,3}\s*(?:,\s*\d{1,3}\s*)*)\]")
 
 # Fenced code blocks (``` or ~~~, to the matching fence or the end) and inline code spans.
 _CODE = re.compile(
@@ -91,10 +88,10 @@ def link_citations(text: str, numbers: set[int], label_prefix: str = "") -> str:
     pieces: list[str] = []
     done = 0
     for code in _CODE.finditer(text):
-        pieces.append(_CITATION.sub(convert, text[done : code.start()]))
+        pieces.append(CITATION.sub(convert, text[done : code.start()]))
         pieces.append(code.group(0))
         done = code.end()
-    pieces.append(_CITATION.sub(convert, text[done:]))
+    pieces.append(CITATION.sub(convert, text[done:]))
     return "".join(pieces)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from phichat.chat.citations import find_citations
+from phichat.citations import find_citations
 from phichat.domain import Source
 from phichat.textsafe import one_line, strip_control
 

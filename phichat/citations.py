@@ -15,7 +15,8 @@ from phichat.domain import Source
 
 # A bracket holding one or more small numbers separated by commas (and optional spaces).
 # Markdown links like [text](url) and footnotes like [^1] do not match: they hold non-digits.
-_CITATION = re.compile(r"\[(\s*\d{1,3}\s*(?:,\s*\d{1,3}\s*)*)\]")
+# It lives below chat/ and storage/ so that both (answers and exports) share one parser.
+CITATION = re.compile(r"\[(\s*\d{1,3}\s*(?:,\s*\d{1,3}\s*)*)\]")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Citation:
 def find_citations(text: str) -> list[Citation]:
     return [
         Citation(match.start(), match.end(), tuple(int(n) for n in match.group(1).split(",")))
-        for match in _CITATION.finditer(text)
+        for match in CITATION.finditer(text)
     ]
 
 
