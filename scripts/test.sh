@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 .venv/bin/ruff check phichat tests benchmarks screenshots
+.venv/bin/lint-imports
 .venv/bin/python -m pytest "$@"
