@@ -102,17 +102,25 @@ class Session:
     def regenerate(
         self, conversation: Conversation, search: bool, stop: threading.Event
     ) -> Iterator[Event]:
-        """Answer the last user message again, replacing the answer that followed it."""
-        while conversation.messages and conversation.messages[-1].role == "assistant":
-            old = conversation.messages.pop()
-            if self.store is not None:
-                self.store.delete_message(conversation, old)
+        """Answer the last user message again, replacing the answer that followed it.
+
+        The old answer is deleted only once the new one has its first words: a regenerate
+        that fails or is stopped before then keeps it (in ``conversation`` and the store).
+        """
+        replaced = take_trailing_answers(conversation)
         if not conversation.messages:
+            conversation.messages.extend(replaced)
             yield Failed("there is no message to answer again")
             return
         question = conversation.messages[-1].text
         history = conversation.messages[:-1]
-        yield from self._answer(conversation, history, question, search, stop, None)
+        try:
+            yield from self._answer(
+                conversation, history, question, search, stop, None, replacing=replaced
+            )
+        finally:
+            # Still here: a bug raised, or the caller closed the stream, before new words.
+            conversation.messages.extend(replaced)
 
     def answer_again(
         self,
@@ -151,7 +159,16 @@ class Session:
         search: bool,
         stop: threading.Event,
         pinned: Retrieval | None,
+        *,
+        replacing: list[Message] | None = None,
     ) -> Iterator[Event]:
+        """One answer, saved as it streams.
+
+        ``replacing``: answers already taken out of ``conversation`` that this one replaces.
+        They are deleted from the store when its first words arrive, or put back into
+        ``conversation`` if it ends without any (before the last event, which a UI reads
+        the conversation on); the list is emptied either way.
+        """
         started = time.perf_counter()
         answer = Message(role="assistant", text="", search_used=search or pinned is not None)
         timings = answer.timings
@@ -196,6 +213,8 @@ class Session:
                 last_saved = time.perf_counter()
                 for piece in self.model.stream(messages, self.options.generation, stop, stats):
                     if not pieces:
+                        if replacing:
+                            self.forget(conversation, replacing)
                         yield Status("writing", "")
                     pieces.append(piece)
                     yield Token(piece)
@@ -213,6 +232,14 @@ class Session:
             answer.error = str(exc)
         answer.text = "".join(pieces)
         timings["total_s"] = time.perf_counter() - started
+        if replacing and not answer.text:
+            conversation.messages.extend(replacing)
+            replacing.clear()
+            yield Failed(
+                f"{answer.error or 'stopped before the new answer began'}; "
+                "the previous answer is kept"
+            )
+            return
         if answer.text or answer.error is None:
             conversation.messages.append(answer)
             try:
@@ -305,6 +332,21 @@ class Session:
         with contextlib.suppress(PhichatError):
             self.store.save_message(conversation, checkpoint)
 
+    def forget(self, conversation: Conversation, messages: list[Message]) -> None:
+        """Delete replaced ``messages`` from the store, and empty the list: they are gone."""
+        if self.store is not None:
+            for message in messages:
+                self.store.delete_message(conversation, message)
+        messages.clear()
+
     def _save(self, conversation: Conversation, message: Message) -> None:
         if self.store is not None:
             self.store.save_message(conversation, message)
+
+
+def take_trailing_answers(conversation: Conversation) -> list[Message]:
+    """Take the answers after the last user message out of ``conversation`` (memory only)."""
+    taken: list[Message] = []
+    while conversation.messages and conversation.messages[-1].role == "assistant":
+        taken.insert(0, conversation.messages.pop())
+    return taken

@@ -81,6 +81,8 @@ class PhichatApp(App[int]):
         self._messages_before = 0  # conversation length when the running turn started
         self._compare: CompareView | None = None  # the compare the running turn writes into
         self._pinned: Retrieval | None = None  # sources the next messages reuse (Ctrl+L)
+        # The answers a running regenerate or compare replaces; shown again if it fails.
+        self._replaced: list[Message] = []
 
     # ---- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -263,6 +265,10 @@ class PhichatApp(App[int]):
             return
         self.runner.ended(event.turn_id)
         self.status_bar.show_turn("")
+        if await self._show_replaced_again():
+            self.notify(event.error, severity="error", markup=False, timeout=8)
+            self._turn_over()
+            return
         recorded = len(self.conversation.messages) > self._messages_before
         if self._pending_text is not None and (event.never_started or not recorded):
             # Nothing was sent or saved: take the message back so it can be sent later.
@@ -281,8 +287,15 @@ class PhichatApp(App[int]):
         if compare is None or event.turn_id != self.runner.turn_id:
             return
         self.runner.ended(event.turn_id)
-        compare.show_summary_of(event.done.without, event.done.with_search)
         self.status_bar.show_turn("")
+        if await self._show_replaced_again():
+            self.notify(
+                "Neither answer of the compare began; the previous answer is kept.",
+                severity="error",
+                timeout=8,
+            )
+        else:
+            compare.show_summary_of(event.done.without, event.done.with_search)
         self._turn_over()
 
     async def _compare_failed(self, event: TurnRunner.Failed) -> None:
@@ -293,6 +306,7 @@ class PhichatApp(App[int]):
         recorded = len(self.conversation.messages) > self._messages_before
         if compare is not None:
             await compare.remove()
+        await self._show_replaced_again()
         if self._pending_text is not None and not recorded:
             user_messages = self.view.query(UserMessage)
             if user_messages:
@@ -301,10 +315,23 @@ class PhichatApp(App[int]):
         self.notify(event.error, severity="error", markup=False, timeout=8)
         self._turn_over()
 
+    async def _show_replaced_again(self) -> bool:
+        """If the session kept the answers the turn was to replace, show them again."""
+        kept = self._replaced
+        tail = self.conversation.messages[-len(kept) :] if kept else []
+        if not kept or len(tail) != len(kept):
+            return False
+        if any(shown is not saved for shown, saved in zip(tail, kept, strict=True)):
+            return False
+        await self.view.remove_trailing_answers()
+        await self.view.show_answers(kept)
+        return True
+
     def _turn_over(self) -> None:
         self._compare = None
         self._answer = None
         self._pending_text = None
+        self._replaced = []
         self.composer.remember([m.text for m in self.conversation.messages if m.role == "user"])
         self._refresh_sidebar()
 
@@ -346,6 +373,7 @@ class PhichatApp(App[int]):
         if flip:
             search = not search
         conversation = self.conversation
+        self._replaced = trailing_answers(messages)
         await self.view.remove_trailing_answers()
         await self._start_turn(
             search, lambda stop: self.session.regenerate(conversation, search, stop)
@@ -369,6 +397,7 @@ class PhichatApp(App[int]):
             self._pending_text = typed
         elif any(m.role == "user" for m in conversation.messages):
             question = None  # the last question, answered again both ways
+            self._replaced = trailing_answers(conversation.messages)
             await self.view.remove_trailing_answers()
         else:
             self.notify("Type a question, then F5 compares answers without and with search.")
@@ -510,6 +539,7 @@ class PhichatApp(App[int]):
         self._pinned = None
         self._show_mode()
         self._pending_text = None
+        self._replaced = []
         self.conversation = conversation
         await self.view.show_conversation(conversation)
         self.composer.remember([m.text for m in conversation.messages if m.role == "user"])
@@ -671,6 +701,12 @@ class PhichatApp(App[int]):
             self.store.set_preference(key, value)
         except PhichatError as exc:
             self.notify(str(exc), severity="warning", markup=False)
+
+
+def trailing_answers(messages: list[Message]) -> list[Message]:
+    """The answers after the last user message: what answering it again replaces."""
+    asked = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    return messages[asked + 1 :]
 
 
 def default_export_path(conversation: Conversation) -> Path:
