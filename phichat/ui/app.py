@@ -31,6 +31,7 @@ from phichat.retrieval.types import Retrieval
 from phichat.storage.conversations import ConversationStore
 from phichat.textsafe import one_line
 from phichat.ui.keys import KEYS, bindings, key_label, unknown_ids
+from phichat.ui.pastesafe import install_paste_guard
 from phichat.ui.screens.confirm_screen import ConfirmScreen
 from phichat.ui.screens.context_screen import ContextScreen
 from phichat.ui.screens.export_screen import ExportScreen
@@ -68,6 +69,7 @@ class PhichatApp(App[int]):
         store: ConversationStore | None = None,
     ) -> None:
         super().__init__()
+        install_paste_guard()  # before the driver starts reading the terminal
         self.settings = settings
         self.store = store if store is not None else ConversationStore()
         if session is None:

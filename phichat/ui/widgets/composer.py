@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
 from phichat.ui.keys import bindings
+from phichat.ui.pastesafe import clean_paste
 
 
 class Composer(TextArea):
@@ -42,6 +44,15 @@ class Composer(TextArea):
         self._draft = ""
         self.clear()
         self.post_message(self.Submitted(text))
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        """A paste is inserted as text with its escape sequences removed: never keys."""
+        event.prevent_default()  # TextArea's own handler would insert it as it came
+        if self.read_only:
+            return
+        result = self.replace(clean_paste(event.text), *self.selection)
+        self.move_cursor(result.end_location)
+        self.focus()
 
     def action_newline(self) -> None:
         self.insert("\n")
