@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import events
 from textual.widgets import Markdown
 from ui_support import FakeRetriever, make_app, send, settle
 
@@ -75,3 +76,88 @@ async def test_a_failed_compare_of_the_last_question_keeps_its_answer(tmp_path: 
         assert [m.text for m in app.store.load(app.conversation.id).messages] == expected
         assert shown_answers(app) == ["The Moon pulls the sea."]
         assert not app.query(CompareView)
+
+
+# ---- the composer keeps what is typed, in order -------------------------------------------
+def burst(app, *keys: str) -> None:  # type: ignore[no-untyped-def]
+    """Deliver keys the way a terminal read does: all queued at once, none awaited."""
+    names = {"\r": "enter", " ": "space"}
+    for key in keys:
+        if len(key) == 1:
+            app.post_message(events.Key(names.get(key, key), key))
+        else:
+            app.post_message(events.Key(key, None))
+
+
+async def wait_until(pilot, condition) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(500):
+        await pilot.pause(0.02)
+        if condition():
+            return
+    raise AssertionError("the app never got there")
+
+
+async def test_text_and_enter_in_one_burst_are_sent(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ["one", "two"])
+    async with app.run_test(size=SIZE) as pilot:
+        burst(app, *"hello", "\r")
+        await pilot.pause()
+        await settle(pilot, app)
+        assert [m.text for m in app.conversation.messages] == ["hello", "one"]
+        assert app.composer.text == ""
+        burst(app, *"ab", "shift+enter", *"cd", "\r")
+        await pilot.pause()
+        await settle(pilot, app)
+        assert [m.text for m in app.conversation.messages][2:] == ["ab\ncd", "two"]
+
+
+async def test_messages_sent_one_after_another_stay_separate_and_in_order(
+    tmp_path: Path,
+) -> None:
+    app = make_app(tmp_path, ["ok"])
+    async with app.run_test(size=SIZE) as pilot:
+        for n in range(6):
+            burst(app, *f"message {n}", "\r")
+            await pilot.pause()
+            await settle(pilot, app)
+        asked = [m.text for m in app.conversation.messages if m.role == "user"]
+        assert asked == [f"message {n}" for n in range(6)]
+
+
+async def test_enter_while_answering_keeps_the_text_with_the_cursor_at_the_end(
+    tmp_path: Path,
+) -> None:
+    reply = " ".join(f"word{i}" for i in range(400))
+    app = make_app(tmp_path, [reply, "short"], token_delay_s=0.02)
+    async with app.run_test(size=SIZE) as pilot:
+        burst(app, *"first", "\r")
+        await wait_until(pilot, lambda: app.runner.running)
+        burst(app, *"second", "\r", *" more", "\r")
+        await wait_until(pilot, lambda: app.composer.text == "second more")
+        assert app.runner.running
+        assert app.composer.text == "second more"
+        assert app.composer.cursor_location == (0, len("second more"))
+        assert [m.text for m in app.conversation.messages if m.role == "user"] == ["first"]
+        await pilot.press("escape")
+        await settle(pilot, app)
+        await pilot.press("enter")
+        await pilot.pause()
+        await settle(pilot, app)
+        asked = [m.text for m in app.conversation.messages if m.role == "user"]
+        assert asked == ["first", "second more"]
+        assert app.composer.text == ""
+
+
+async def test_a_message_taken_back_goes_before_what_was_typed_since(tmp_path: Path) -> None:
+    from phichat.errors import ModelNotAvailable
+    from phichat.models.scripted import ScriptedModel
+
+    model = ScriptedModel(["x"], load_delay_s=0.5, load_error=ModelNotAvailable("no weights"))
+    app = make_app(tmp_path, model=model)
+    async with app.run_test(size=SIZE) as pilot:
+        burst(app, *"asked early", "\r", *"typed later")
+        await pilot.pause()
+        await settle(pilot, app)
+        assert app.composer.text == "asked early\ntyped later"
+        assert app.composer.cursor_location == (1, len("typed later"))
+        assert not app.conversation.messages

@@ -181,11 +181,12 @@ class PhichatApp(App[int]):
     # ---- sending and answering -------------------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:
         if self.runner.running:
-            self.composer.load_text(event.text)
+            self.composer.give_back(event.text)
+            self.composer.hold()
             self.notify("Still answering: Esc stops it.", severity="warning")
             return
         if self.loader.error is not None:
-            self.composer.load_text(event.text)
+            self.composer.give_back(event.text)
             self.notify(
                 f"Cannot answer: {self.loader.error}", severity="error", markup=False, timeout=8
             )
@@ -207,6 +208,7 @@ class PhichatApp(App[int]):
     ) -> None:
         self._messages_before = len(self.conversation.messages)
         self._answer = await self.view.start_answer(search)
+        self.composer.hold()
         self.status_bar.show_turn("working… Esc stops")
         self.runner.start(events, self.loader.ready, lambda: self.loader.error)
 
@@ -278,7 +280,7 @@ class PhichatApp(App[int]):
             user_messages = self.view.query(UserMessage)
             if user_messages:
                 await user_messages.last().remove()
-            self.composer.load_text(self._pending_text)
+            self.composer.give_back(self._pending_text)
             self.notify(event.error, severity="error", markup=False, timeout=8)
         else:
             await answer.fail(event.error)
@@ -313,7 +315,7 @@ class PhichatApp(App[int]):
             user_messages = self.view.query(UserMessage)
             if user_messages:
                 await user_messages.last().remove()
-            self.composer.load_text(self._pending_text)
+            self.composer.give_back(self._pending_text)
         self.notify(event.error, severity="error", markup=False, timeout=8)
         self._turn_over()
 
@@ -334,6 +336,7 @@ class PhichatApp(App[int]):
         self._answer = None
         self._pending_text = None
         self._replaced = []
+        self.composer.release()
         self.composer.remember([m.text for m in self.conversation.messages if m.role == "user"])
         self._refresh_sidebar()
 
@@ -407,6 +410,7 @@ class PhichatApp(App[int]):
         self._messages_before = len(conversation.messages)
         self._answer = None
         self._compare = await self.view.start_compare()
+        self.composer.hold()
         self.status_bar.show_turn("comparing… Esc stops")
 
         pinned = self._pinned
@@ -542,6 +546,7 @@ class PhichatApp(App[int]):
         self._show_mode()
         self._pending_text = None
         self._replaced = []
+        self.composer.release()
         self.conversation = conversation
         await self.view.show_conversation(conversation)
         self.composer.remember([m.text for m in conversation.messages if m.role == "user"])
