@@ -21,6 +21,7 @@ from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.chat.presets import Preset
 from phichat.chat.query import needs_rewrite, search_query
 from phichat.chat.trip_query import trip_search_query
+from phichat.chat.window import check_answer_fits
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
 from phichat.models.base import ChatModel, GenerationOptions, GenerationStats
@@ -184,6 +185,9 @@ class Session:
                     stop,
                 )
                 timings["load_s"] = time.perf_counter() - load_started
+            check_answer_fits(
+                self.model, self.options.generation.max_new_tokens, self.options.preset
+            )
             retrieval = pinned
             if search and pinned is None and not stop.is_set():
                 retrieval = yield from self._retrieve(history, question, stop)
