@@ -161,3 +161,33 @@ async def test_a_message_taken_back_goes_before_what_was_typed_since(tmp_path: P
         assert app.composer.text == "asked early\ntyped later"
         assert app.composer.cursor_location == (1, len("typed later"))
         assert not app.conversation.messages
+
+
+# ---- [keys] problems are reported, not accepted silently ------------------------------------
+def test_keymap_problems_name_each_bad_entry_and_keep_the_good_ones() -> None:
+    from phichat.ui.keys import keymap_problems
+
+    usable, problems = keymap_problems(
+        {"toggle_search": "ctrl+r", "help": "ctlr+h", "compare": "f6", "nonsense": "f11"}
+    )
+    assert usable == {"compare": "f6"}
+    assert problems == [
+        "unknown key id 'nonsense'",
+        "'ctlr+h' for help is not a key name",
+        "ctrl+r for toggle_search is already the key of regenerate; ignored",
+    ]
+    # Moving the other binding away first makes the key free.
+    usable, problems = keymap_problems({"toggle_search": "ctrl+r", "regenerate": "ctrl+shift+r"})
+    assert problems == [] and usable["toggle_search"] == "ctrl+r"
+
+
+async def test_the_app_warns_about_a_conflicting_key_and_keeps_the_builtin(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ["first", "second"], keys={"toggle_search": "ctrl+r"})
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        notes = [str(n.message) for n in app._notifications]
+        assert any("already the key of regenerate" in note for note in notes), notes
+        await send(pilot, app, "question")
+        await pilot.press("ctrl+r")
+        await settle(pilot, app)
+        assert shown_answers(app) == ["second"]  # Ctrl+R still regenerates

@@ -30,7 +30,7 @@ from phichat.models.base import ChatModel
 from phichat.retrieval.types import Retrieval
 from phichat.storage.conversations import ConversationStore
 from phichat.textsafe import one_line
-from phichat.ui.keys import KEYS, bindings, key_label, unknown_ids
+from phichat.ui.keys import KEYS, bindings, key_label, keymap_problems
 from phichat.ui.pastesafe import install_paste_guard
 from phichat.ui.screens.confirm_screen import ConfirmScreen
 from phichat.ui.screens.context_screen import ContextScreen
@@ -137,15 +137,15 @@ class PhichatApp(App[int]):
         self.composer.focus()
 
     def _apply_keymap(self) -> None:
-        keymap = dict(self.settings.keys)
-        unknown = unknown_ids(keymap)
-        if unknown:
+        usable, problems = keymap_problems(self.settings.keys)
+        if problems:
             self.notify(
-                f"Ignoring unknown key ids in [keys]: {', '.join(unknown)}",
+                "Ignoring in [keys]: " + "; ".join(problems),
                 severity="warning",
                 markup=False,
+                timeout=10,
             )
-        self.set_keymap({k: v for k, v in keymap.items() if k not in unknown})
+        self.set_keymap(usable)
 
     def _apply_theme(self) -> None:
         wanted = self._read_preference(THEME_PREFERENCE) or self.settings.theme
