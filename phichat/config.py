@@ -72,7 +72,10 @@ class Settings:
     top_p: float = _setting(
         1.0, "Nucleus sampling cut-off (used when temperature > 0).", low=0.01, high=1.0
     )
-    seed: int | None = _setting(None, "Random seed for sampling, for repeatable answers.")
+    # 32 bits: what every backend takes (llama.cpp's seed is an unsigned 32-bit number).
+    seed: int | None = _setting(
+        None, "Random seed for sampling, for repeatable answers.", low=0, high=2**32 - 1
+    )
     context_window: int | None = _setting(
         None,
         "Override the model's context window, in tokens (default: from the model config).",
@@ -284,6 +287,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start} cannot be read); "
+            "save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     known = set(Settings.names())
@@ -318,7 +326,9 @@ def load_settings(
     environ = os.environ if environ is None else environ
     if config_file is None and environ.get("PHICHAT_CONFIG"):
         config_file = Path(environ["PHICHAT_CONFIG"])
-    if config_file is not None and not config_file.is_file():
+    if config_file is not None and config_file.is_dir():
+        raise ConfigError(f"config file {config_file} is a folder, not a file")
+    if config_file is not None and not config_file.exists():
         raise ConfigError(f"config file {config_file} does not exist")
     path = config_file or default_config_file()
 

@@ -13,6 +13,7 @@ _ANSI_SEQUENCE = re.compile(
     r"|\x1b[@-Z\\-_]"  # two-character escapes
 )
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def strip_control(text: str) -> str:
@@ -24,3 +25,12 @@ def one_line(text: str, limit: int = 300) -> str:
     """Collapse text to a single, control-free line of at most ``limit`` characters."""
     flat = " ".join(strip_control(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def clean_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (which no encoder accepts) replaced by U+FFFD.
+
+    They come from undecodable bytes read with ``surrogateescape`` (stdin, argv) or from
+    ``\\ud800``-style JSON escapes, and would crash a tokenizer or a UTF-8 write.
+    """
+    return _SURROGATE.sub("\ufffd", text)

@@ -298,7 +298,7 @@ async def test_markup_and_control_sequences_show_literally(tmp_path: Path) -> No
 
 
 async def test_message_sent_before_the_model_is_ready_waits(tmp_path: Path) -> None:
-    model = ScriptedModel(["ready now"], load_delay_s=0.4)
+    model = ScriptedModel(["ready now"], load_delay_s=2.0)
     app = make_app(tmp_path, model=model)
     posted: list[object] = []
     async with app.run_test(size=SIZE, message_hook=posted.append) as pilot:

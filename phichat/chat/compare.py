@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from phichat.chat.compare_summary import CompareSummary, Side, summarize
 from phichat.chat.events import Done, Event, Failed, Status, Token
-from phichat.chat.session import Session
+from phichat.chat.session import Session, take_trailing_answers
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
 from phichat.retrieval.types import Retrieval
@@ -90,13 +90,6 @@ def _in_thread(
     return thread
 
 
-def _drop_trailing_answers(session: Session, conversation: Conversation) -> None:
-    while conversation.messages and conversation.messages[-1].role == "assistant":
-        old = conversation.messages.pop()
-        if session.store is not None:
-            session.store.delete_message(conversation, old)
-
-
 def run_compare(
     session: Session,
     conversation: Conversation,
@@ -112,13 +105,44 @@ def run_compare(
 
     Yields ``SideEvent``s as both sides progress, then one ``CompareDone``; a compare that
     cannot start at all (an empty question, a failed save) yields one ``Failed``.
+
+    Answering the last question again replaces its answers only once either side has its
+    first words: a compare that fails or is stopped before then keeps them.
     """
+    if question is None and not any(m.role == "user" for m in conversation.messages):
+        yield Failed("there is no question to compare yet")
+        return
+    replaced = take_trailing_answers(conversation) if question is None else []
+    try:
+        yield from _compare(session, conversation, question, stop, pinned, now, replaced)
+    finally:
+        if replaced:
+            _restore(session, conversation, replaced)
+
+
+def _restore(session: Session, conversation: Conversation, replaced: list[Message]) -> None:
+    """Put back the answers a compare was to replace, dropping its empty (stopped) ones."""
+    asked = max(i for i, m in enumerate(conversation.messages) if m.role == "user")
+    for empty in conversation.messages[asked + 1 :]:
+        if session.store is not None:
+            with contextlib.suppress(PhichatError):
+                session.store.delete_message(conversation, empty)
+    del conversation.messages[asked + 1 :]
+    conversation.messages.extend(replaced)
+    replaced.clear()
+
+
+def _compare(
+    session: Session,
+    conversation: Conversation,
+    question: str | None,
+    stop: threading.Event,
+    pinned: Retrieval | None,
+    now: Callable[[], float],
+    replaced: list[Message],
+) -> Iterator[CompareEvent]:
     clock = _Clock(now)
     if question is None:
-        if not any(m.role == "user" for m in conversation.messages):
-            yield Failed("there is no question to compare yet")
-            return
-        _drop_trailing_answers(session, conversation)
         asked = conversation.messages[-1].text
         history = conversation.messages[:-1]
         first_side = session.answer_again(conversation, False, stop)
@@ -185,7 +209,7 @@ def run_compare(
             stop.set()
             yield Failed(item.event.error)
             return
-        yield from _tracked(item, clock, first_token, answers, session, conversation)
+        yield from _tracked(item, clock, first_token, answers, session, conversation, replaced)
 
     retrieval = found[0] if found else None
     if retrieval is not None and pinned is None:
@@ -206,8 +230,16 @@ def run_compare(
         second_side = session.answer_again(conversation, True, stop, pinned_sources=retrieval)
         for event in second_side:
             yield from _tracked(
-                SideEvent("with", event), clock, first_token, answers, session, conversation
+                SideEvent("with", event),
+                clock,
+                first_token,
+                answers,
+                session,
+                conversation,
+                replaced,
             )
+    if replaced:  # neither side wrote a word: keep the old answers (before the UI looks)
+        _restore(session, conversation, replaced)
     yield CompareDone(
         question=asked,
         without=answers["without"],
@@ -224,11 +256,20 @@ def _tracked(
     answers: dict[Side, Message | None],
     session: Session,
     conversation: Conversation,
+    replaced: list[Message],
 ) -> Iterator[SideEvent]:
-    """Time the side's first token and end; label and re-save its finished answer."""
+    """Time the side's first token and end; label and re-save its finished answer.
+
+    The first token of either side also deletes the ``replaced`` answers.
+    """
     event = item.event
     if isinstance(event, Token) and item.side not in first_token:
         first_token[item.side] = clock()
+        if replaced:
+            try:
+                session.forget(conversation, replaced)
+            except PhichatError as exc:
+                yield SideEvent(item.side, Failed(f"could not replace the old answer: {exc}"))
     if isinstance(event, Done):
         message = event.message
         message.compare_side = item.side

@@ -21,6 +21,7 @@ from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.chat.presets import Preset
 from phichat.chat.query import needs_rewrite, search_query
 from phichat.chat.trip_query import trip_search_query
+from phichat.chat.window import check_answer_fits
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
 from phichat.models.base import ChatModel, GenerationOptions, GenerationStats
@@ -102,17 +103,25 @@ class Session:
     def regenerate(
         self, conversation: Conversation, search: bool, stop: threading.Event
     ) -> Iterator[Event]:
-        """Answer the last user message again, replacing the answer that followed it."""
-        while conversation.messages and conversation.messages[-1].role == "assistant":
-            old = conversation.messages.pop()
-            if self.store is not None:
-                self.store.delete_message(conversation, old)
+        """Answer the last user message again, replacing the answer that followed it.
+
+        The old answer is deleted only once the new one has its first words: a regenerate
+        that fails or is stopped before then keeps it (in ``conversation`` and the store).
+        """
+        replaced = take_trailing_answers(conversation)
         if not conversation.messages:
+            conversation.messages.extend(replaced)
             yield Failed("there is no message to answer again")
             return
         question = conversation.messages[-1].text
         history = conversation.messages[:-1]
-        yield from self._answer(conversation, history, question, search, stop, None)
+        try:
+            yield from self._answer(
+                conversation, history, question, search, stop, None, replacing=replaced
+            )
+        finally:
+            # Still here: a bug raised, or the caller closed the stream, before new words.
+            conversation.messages.extend(replaced)
 
     def answer_again(
         self,
@@ -151,7 +160,16 @@ class Session:
         search: bool,
         stop: threading.Event,
         pinned: Retrieval | None,
+        *,
+        replacing: list[Message] | None = None,
     ) -> Iterator[Event]:
+        """One answer, saved as it streams.
+
+        ``replacing``: answers already taken out of ``conversation`` that this one replaces.
+        They are deleted from the store when its first words arrive, or put back into
+        ``conversation`` if it ends without any (before the last event, which a UI reads
+        the conversation on); the list is emptied either way.
+        """
         started = time.perf_counter()
         answer = Message(role="assistant", text="", search_used=search or pinned is not None)
         timings = answer.timings
@@ -167,6 +185,9 @@ class Session:
                     stop,
                 )
                 timings["load_s"] = time.perf_counter() - load_started
+            check_answer_fits(
+                self.model, self.options.generation.max_new_tokens, self.options.preset
+            )
             retrieval = pinned
             if search and pinned is None and not stop.is_set():
                 retrieval = yield from self._retrieve(history, question, stop)
@@ -196,6 +217,8 @@ class Session:
                 last_saved = time.perf_counter()
                 for piece in self.model.stream(messages, self.options.generation, stop, stats):
                     if not pieces:
+                        if replacing:
+                            self.forget(conversation, replacing)
                         yield Status("writing", "")
                     pieces.append(piece)
                     yield Token(piece)
@@ -213,6 +236,14 @@ class Session:
             answer.error = str(exc)
         answer.text = "".join(pieces)
         timings["total_s"] = time.perf_counter() - started
+        if replacing and not answer.text:
+            conversation.messages.extend(replacing)
+            replacing.clear()
+            yield Failed(
+                f"{answer.error or 'stopped before the new answer began'}; "
+                "the previous answer is kept"
+            )
+            return
         if answer.text or answer.error is None:
             conversation.messages.append(answer)
             try:
@@ -305,6 +336,21 @@ class Session:
         with contextlib.suppress(PhichatError):
             self.store.save_message(conversation, checkpoint)
 
+    def forget(self, conversation: Conversation, messages: list[Message]) -> None:
+        """Delete replaced ``messages`` from the store, and empty the list: they are gone."""
+        if self.store is not None:
+            for message in messages:
+                self.store.delete_message(conversation, message)
+        messages.clear()
+
     def _save(self, conversation: Conversation, message: Message) -> None:
         if self.store is not None:
             self.store.save_message(conversation, message)
+
+
+def take_trailing_answers(conversation: Conversation) -> list[Message]:
+    """Take the answers after the last user message out of ``conversation`` (memory only)."""
+    taken: list[Message] = []
+    while conversation.messages and conversation.messages[-1].role == "assistant":
+        taken.insert(0, conversation.messages.pop())
+    return taken

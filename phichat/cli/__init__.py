@@ -7,6 +7,8 @@ when it runs, so ``phichat --help`` answers instantly and never loads torch.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,12 +43,22 @@ def run_tui(args: argparse.Namespace) -> int:
     return run_app(settings)
 
 
+# Writing the output failed for a reason of the output's own (a full disk, a closed or
+# broken file): one line, not a traceback.
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EBADF, errno.EIO, errno.EFBIG}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stdout is None:  # started with stdout closed (`phichat ... >&-`)
+        print("phichat: standard output is closed: nowhere to write to", file=sys.stderr)
+        return 1
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", run_tui)
     try:
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # so a full disk is reported here, not ignored at exit
+        return code
     except PhichatError as exc:
         print(f"phichat: {one_line(str(exc), 500)}", file=sys.stderr)
         return exc.exit_code
@@ -55,4 +67,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # `phichat ask ... | head` closed the pipe: not an error worth a traceback.
+        _discard_stdout()
         return 0
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        _discard_stdout()
+        print(f"phichat: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so the flush at exit does not fail a second time."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass

@@ -55,6 +55,12 @@ def run_list(args: argparse.Namespace) -> int:
 
     with ConversationStore() as store:
         conversations = store.list_conversations()
+        damaged = store.damaged_conversations()
+    if damaged:
+        print(
+            f"· skipped {damaged} conversation{'s' * (damaged != 1)} with damaged data",
+            file=sys.stderr,
+        )
     if not conversations:
         print("no saved conversations yet", file=sys.stderr)
         return 0

@@ -109,6 +109,7 @@ class Phi3Model:
             path = resolve_model_path(self.name)
             report("starting torch", None)
             import torch
+            from safetensors import SafetensorError
             from transformers import AutoModelForCausalLM, AutoTokenizer
             from transformers.utils import logging as hf_logging
 
@@ -129,6 +130,11 @@ class Phi3Model:
             except (OSError, ValueError) as exc:
                 raise ModelNotAvailable(
                     f"cannot load model from {path}: {_first_line(exc)}"
+                ) from exc
+            except SafetensorError as exc:  # a truncated or corrupted model.safetensors
+                raise ModelNotAvailable(
+                    f"cannot load model from {path}: a weights file is damaged or incomplete "
+                    f"({_first_line(exc)}); download the model again"
                 ) from exc
             if device != "cpu":
                 report(f"moving weights to {device}", 0.9)

@@ -70,6 +70,12 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
+_TIMES_ARE_NUMBERS = (
+    "typeof(c.created_at) IN ('integer', 'real') AND typeof(c.updated_at) IN ('integer', 'real')"
+    " AND typeof(c.title) = 'text'"
+)
+
+
 class ConversationStore:
     def __init__(self, path: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self._db = open_database(path)
@@ -108,14 +114,19 @@ class ConversationStore:
 
     # ---- conversations ---------------------------------------------------------------------
     def list_conversations(self) -> list[ConversationSummary]:
-        """Every conversation, the most recently updated first."""
+        """Every conversation, the most recently updated first.
+
+        A row whose times are not numbers (damaged by hand or by another program) is left
+        out; ``damaged_conversations`` counts them.
+        """
         with self._using(write=False) as db:
             rows = db.execute(
-                """
+                f"""
                 SELECT c.id, c.title, c.created_at, c.updated_at,
                        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
                            AS message_count
                 FROM conversations c
+                WHERE {_TIMES_ARE_NUMBERS}
                 ORDER BY c.updated_at DESC, c.rowid DESC
                 """
             ).fetchall()
@@ -129,6 +140,14 @@ class ConversationStore:
             )
             for row in rows
         ]
+
+    def damaged_conversations(self) -> int:
+        """How many conversations ``list_conversations`` leaves out as damaged."""
+        with self._using(write=False) as db:
+            row = db.execute(
+                f"SELECT count(*) FROM conversations c WHERE NOT ({_TIMES_ARE_NUMBERS})"
+            ).fetchone()
+        return int(row[0])
 
     def load(self, conversation_id: str) -> Conversation:
         with self._using(write=False) as db:

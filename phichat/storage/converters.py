@@ -33,22 +33,28 @@ def sources_to_json(sources: list[Source]) -> str:
 
 
 def sources_from_json(text: str | None) -> list[Source]:
-    return [
-        Source(
-            n=int(item["n"]),
-            title=str(item.get("title", "")),
-            url=str(item.get("url", "")),
-            passages=tuple(
-                SourcePassage(
-                    text=str(p.get("text", "")),
-                    score=float(p.get("score", 0.0)),
-                    heading=str(p.get("heading", "")),
+    """The saved sources; a damaged one (edited or corrupted by hand) is left out."""
+    sources = []
+    for item in _load_json(text, []):
+        try:
+            sources.append(
+                Source(
+                    n=int(item["n"]),
+                    title=str(item.get("title", "")),
+                    url=str(item.get("url", "")),
+                    passages=tuple(
+                        SourcePassage(
+                            text=str(p.get("text", "")),
+                            score=float(p.get("score", 0.0)),
+                            heading=str(p.get("heading", "")),
+                        )
+                        for p in item.get("passages", ())
+                    ),
                 )
-                for p in item.get("passages", ())
-            ),
-        )
-        for item in _load_json(text, [])
-    ]
+            )
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+    return sources
 
 
 def timings_to_json(timings: dict[str, float]) -> str:
@@ -58,7 +64,11 @@ def timings_to_json(timings: dict[str, float]) -> str:
 
 
 def timings_from_json(text: str | None) -> dict[str, float]:
-    return {str(key): float(value) for key, value in _load_json(text, {}).items()}
+    timings = {}
+    for key, value in _load_json(text, {}).items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            timings[str(key)] = float(value)
+    return timings
 
 
 def message_to_row(message: Message, conversation_id: str, position: int) -> dict[str, Any]:
@@ -101,7 +111,11 @@ def message_from_row(row: sqlite3.Row) -> Message:
 
 
 def _load_json(text: str | None, empty: Any) -> Any:
-    if not text:
+    """The JSON value of ``text`` if it has ``empty``'s type, else ``empty`` (damage too)."""
+    if not text or not isinstance(text, str):
         return empty
-    value = json.loads(text)
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return empty
     return value if isinstance(value, type(empty)) else empty

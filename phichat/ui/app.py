@@ -30,7 +30,8 @@ from phichat.models.base import ChatModel
 from phichat.retrieval.types import Retrieval
 from phichat.storage.conversations import ConversationStore
 from phichat.textsafe import one_line
-from phichat.ui.keys import KEYS, bindings, key_label, unknown_ids
+from phichat.ui.keys import KEYS, bindings, key_label, keymap_problems
+from phichat.ui.pastesafe import install_paste_guard
 from phichat.ui.screens.confirm_screen import ConfirmScreen
 from phichat.ui.screens.context_screen import ContextScreen
 from phichat.ui.screens.export_screen import ExportScreen
@@ -68,6 +69,7 @@ class PhichatApp(App[int]):
         store: ConversationStore | None = None,
     ) -> None:
         super().__init__()
+        install_paste_guard()  # before the driver starts reading the terminal
         self.settings = settings
         self.store = store if store is not None else ConversationStore()
         if session is None:
@@ -81,6 +83,8 @@ class PhichatApp(App[int]):
         self._messages_before = 0  # conversation length when the running turn started
         self._compare: CompareView | None = None  # the compare the running turn writes into
         self._pinned: Retrieval | None = None  # sources the next messages reuse (Ctrl+L)
+        # The answers a running regenerate or compare replaces; shown again if it fails.
+        self._replaced: list[Message] = []
 
     # ---- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -133,15 +137,15 @@ class PhichatApp(App[int]):
         self.composer.focus()
 
     def _apply_keymap(self) -> None:
-        keymap = dict(self.settings.keys)
-        unknown = unknown_ids(keymap)
-        if unknown:
+        usable, problems = keymap_problems(self.settings.keys)
+        if problems:
             self.notify(
-                f"Ignoring unknown key ids in [keys]: {', '.join(unknown)}",
+                "Ignoring in [keys]: " + "; ".join(problems),
                 severity="warning",
                 markup=False,
+                timeout=10,
             )
-        self.set_keymap({k: v for k, v in keymap.items() if k not in unknown})
+        self.set_keymap(usable)
 
     def _apply_theme(self) -> None:
         wanted = self._read_preference(THEME_PREFERENCE) or self.settings.theme
@@ -177,11 +181,12 @@ class PhichatApp(App[int]):
     # ---- sending and answering -------------------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:
         if self.runner.running:
-            self.composer.load_text(event.text)
+            self.composer.give_back(event.text)
+            self.composer.hold()
             self.notify("Still answering: Esc stops it.", severity="warning")
             return
         if self.loader.error is not None:
-            self.composer.load_text(event.text)
+            self.composer.give_back(event.text)
             self.notify(
                 f"Cannot answer: {self.loader.error}", severity="error", markup=False, timeout=8
             )
@@ -203,6 +208,7 @@ class PhichatApp(App[int]):
     ) -> None:
         self._messages_before = len(self.conversation.messages)
         self._answer = await self.view.start_answer(search)
+        self.composer.hold()
         self.status_bar.show_turn("working… Esc stops")
         self.runner.start(events, self.loader.ready, lambda: self.loader.error)
 
@@ -263,6 +269,10 @@ class PhichatApp(App[int]):
             return
         self.runner.ended(event.turn_id)
         self.status_bar.show_turn("")
+        if await self._show_replaced_again():
+            self.notify(event.error, severity="error", markup=False, timeout=8)
+            self._turn_over()
+            return
         recorded = len(self.conversation.messages) > self._messages_before
         if self._pending_text is not None and (event.never_started or not recorded):
             # Nothing was sent or saved: take the message back so it can be sent later.
@@ -270,7 +280,7 @@ class PhichatApp(App[int]):
             user_messages = self.view.query(UserMessage)
             if user_messages:
                 await user_messages.last().remove()
-            self.composer.load_text(self._pending_text)
+            self.composer.give_back(self._pending_text)
             self.notify(event.error, severity="error", markup=False, timeout=8)
         else:
             await answer.fail(event.error)
@@ -281,8 +291,15 @@ class PhichatApp(App[int]):
         if compare is None or event.turn_id != self.runner.turn_id:
             return
         self.runner.ended(event.turn_id)
-        compare.show_summary_of(event.done.without, event.done.with_search)
         self.status_bar.show_turn("")
+        if await self._show_replaced_again():
+            self.notify(
+                "Neither answer of the compare began; the previous answer is kept.",
+                severity="error",
+                timeout=8,
+            )
+        else:
+            compare.show_summary_of(event.done.without, event.done.with_search)
         self._turn_over()
 
     async def _compare_failed(self, event: TurnRunner.Failed) -> None:
@@ -293,18 +310,33 @@ class PhichatApp(App[int]):
         recorded = len(self.conversation.messages) > self._messages_before
         if compare is not None:
             await compare.remove()
+        await self._show_replaced_again()
         if self._pending_text is not None and not recorded:
             user_messages = self.view.query(UserMessage)
             if user_messages:
                 await user_messages.last().remove()
-            self.composer.load_text(self._pending_text)
+            self.composer.give_back(self._pending_text)
         self.notify(event.error, severity="error", markup=False, timeout=8)
         self._turn_over()
+
+    async def _show_replaced_again(self) -> bool:
+        """If the session kept the answers the turn was to replace, show them again."""
+        kept = self._replaced
+        tail = self.conversation.messages[-len(kept) :] if kept else []
+        if not kept or len(tail) != len(kept):
+            return False
+        if any(shown is not saved for shown, saved in zip(tail, kept, strict=True)):
+            return False
+        await self.view.remove_trailing_answers()
+        await self.view.show_answers(kept)
+        return True
 
     def _turn_over(self) -> None:
         self._compare = None
         self._answer = None
         self._pending_text = None
+        self._replaced = []
+        self.composer.release()
         self.composer.remember([m.text for m in self.conversation.messages if m.role == "user"])
         self._refresh_sidebar()
 
@@ -346,6 +378,7 @@ class PhichatApp(App[int]):
         if flip:
             search = not search
         conversation = self.conversation
+        self._replaced = trailing_answers(messages)
         await self.view.remove_trailing_answers()
         await self._start_turn(
             search, lambda stop: self.session.regenerate(conversation, search, stop)
@@ -369,6 +402,7 @@ class PhichatApp(App[int]):
             self._pending_text = typed
         elif any(m.role == "user" for m in conversation.messages):
             question = None  # the last question, answered again both ways
+            self._replaced = trailing_answers(conversation.messages)
             await self.view.remove_trailing_answers()
         else:
             self.notify("Type a question, then F5 compares answers without and with search.")
@@ -376,6 +410,7 @@ class PhichatApp(App[int]):
         self._messages_before = len(conversation.messages)
         self._answer = None
         self._compare = await self.view.start_compare()
+        self.composer.hold()
         self.status_bar.show_turn("comparing… Esc stops")
 
         pinned = self._pinned
@@ -510,6 +545,8 @@ class PhichatApp(App[int]):
         self._pinned = None
         self._show_mode()
         self._pending_text = None
+        self._replaced = []
+        self.composer.release()
         self.conversation = conversation
         await self.view.show_conversation(conversation)
         self.composer.remember([m.text for m in conversation.messages if m.role == "user"])
@@ -671,6 +708,12 @@ class PhichatApp(App[int]):
             self.store.set_preference(key, value)
         except PhichatError as exc:
             self.notify(str(exc), severity="warning", markup=False)
+
+
+def trailing_answers(messages: list[Message]) -> list[Message]:
+    """The answers after the last user message: what answering it again replaces."""
+    asked = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    return messages[asked + 1 :]
 
 
 def default_export_path(conversation: Conversation) -> Path:

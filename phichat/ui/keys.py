@@ -8,11 +8,13 @@ Run ``python -m phichat.ui.keys`` to print the Markdown table for the README.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from textual.binding import Binding
+from textual.keys import Keys
 
 Scope = Literal["app", "composer", "sources"]
 
@@ -204,6 +206,66 @@ def effective_keys(keymap: Mapping[str, str]) -> list[KeySpec]:
 def unknown_ids(keymap: Iterable[str]) -> list[str]:
     known = {spec.id for spec in KEYS}
     return sorted(set(keymap) - known)
+
+
+_MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
+_NAMED_KEYS = {k.value.rsplit("+", 1)[-1] for k in Keys} | {"space", "tab", "enter"}
+
+
+def is_key_name(combo: str) -> bool:
+    """``ctrl+shift+r`` or ``f5`` or ``x``: modifiers, then one key Textual can report."""
+    *modifiers, key = combo.strip().lower().split("+")
+    if not key or any(m not in _MODIFIERS for m in modifiers):
+        return False
+    if key in _NAMED_KEYS or (len(key) == 1 and key.isprintable()):
+        return True
+    try:  # a character by its Unicode name, as Textual names keys: circumflex_accent
+        unicodedata.lookup(key.replace("_", " "))
+    except KeyError:
+        return False
+    return True
+
+
+def _overlap(a: Scope, b: Scope) -> bool:
+    """App keys work everywhere; the composer's and the source list's never meet."""
+    return a == b or "app" in (a, b)
+
+
+def keymap_problems(keymap: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The part of a ``[keys]`` table that can be used, and a line for each entry that cannot.
+
+    An entry is dropped when its id is unknown, its key is no key name, or its key is
+    already another binding's key where both work (the built-in binding keeps it).
+    """
+    specs = {spec.id: spec for spec in KEYS}
+    problems = [f"unknown key id '{name}'" for name in unknown_ids(keymap)]
+    usable: dict[str, str] = {}
+    for name, key in keymap.items():
+        if name not in specs:
+            continue
+        bad = [combo for combo in key.split(",") if not is_key_name(combo)]
+        if bad:
+            problems.append(f"'{bad[0].strip()}' for {name} is not a key name")
+            continue
+        usable[name] = key
+    effective = {spec.id: usable.get(spec.id, spec.key) for spec in KEYS}
+    taken: dict[str, list[str]] = {}
+    for name, key in effective.items():
+        for combo in key.split(","):
+            taken.setdefault(combo.strip().lower(), []).append(name)
+    for name in list(usable):
+        for combo in usable[name].split(","):
+            others = [
+                other
+                for other in taken.get(combo.strip().lower(), [])
+                if other != name and _overlap(specs[name].scope, specs[other].scope)
+            ]
+            if others and name in usable:
+                problems.append(
+                    f"{combo.strip()} for {name} is already the key of {others[0]}; ignored"
+                )
+                del usable[name]
+    return usable, problems
 
 
 def markdown_table(rows: Iterable[KeySpec] | None = None) -> str:

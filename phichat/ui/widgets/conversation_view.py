@@ -25,26 +25,15 @@ class ConversationView(VerticalScroll):
     async def show_conversation(self, conversation: Conversation) -> None:
         await self.remove_children()
         widgets: list[Static | UserMessage | Answer | CompareView] = []
-        messages = conversation.messages
-        index = 0
-        while index < len(messages):
-            message = messages[index]
-            index += 1
-            if message.role == "user":
-                widgets.append(UserMessage(message))
-            elif message.compare_side is not None:
-                # A compare: its "without" answer, then (normally) its "with" answer.
-                pair = {message.compare_side: message}
-                following = messages[index] if index < len(messages) else None
-                if following is not None and following.compare_side not in (None, *pair):
-                    pair[following.compare_side] = following
-                    index += 1
-                widgets.append(CompareView(pair.get("without"), pair.get("with")))
-            else:
-                widgets.append(Answer(search=message.search_used, message=message))
+        widgets.extend(message_widgets(conversation.messages))
         if not widgets:
             widgets.append(Static(WELCOME, classes="welcome", markup=False))
         await self.mount_all(widgets)
+        self.anchor()
+
+    async def show_answers(self, messages: list[Message]) -> None:
+        """Show saved answers again at the end (those a failed regenerate kept)."""
+        await self.mount_all(message_widgets(messages))
         self.anchor()
 
     async def add_user(self, message: Message) -> None:
@@ -71,3 +60,25 @@ class ConversationView(VerticalScroll):
         children = list(self.children)
         while children and isinstance(children[-1], Answer | CompareView):
             await children.pop().remove()
+
+
+def message_widgets(messages: list[Message]) -> list[UserMessage | Answer | CompareView]:
+    """One widget per message, except that a compare's two answers share one view."""
+    widgets: list[UserMessage | Answer | CompareView] = []
+    index = 0
+    while index < len(messages):
+        message = messages[index]
+        index += 1
+        if message.role == "user":
+            widgets.append(UserMessage(message))
+        elif message.compare_side is not None:
+            # A compare: its "without" answer, then (normally) its "with" answer.
+            pair = {message.compare_side: message}
+            following = messages[index] if index < len(messages) else None
+            if following is not None and following.compare_side not in (None, *pair):
+                pair[following.compare_side] = following
+                index += 1
+            widgets.append(CompareView(pair.get("without"), pair.get("with")))
+        else:
+            widgets.append(Answer(search=message.search_used, message=message))
+    return widgets
