@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 import socket
 import threading
 import time
@@ -32,6 +33,7 @@ from phichat.server.protocol import RequestError
 from phichat.textsafe import one_line
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class ServeOptions:
     max_waiting: int = 8
     # How long a queued request waits for its turn before it gets a 503.
     queue_timeout_s: float = 600.0
+    # The most a request body may hold; serve never reads more than this from a client.
+    max_body_bytes: int = MAX_BODY_BYTES
 
 
 def is_loopback(host: str) -> bool:
@@ -303,14 +307,17 @@ class ChatHandler(BaseHTTPRequestHandler):
         length_header = self.headers.get("Content-Length")
         if length_header is None:
             raise RequestError("the request needs a Content-Length", 411, "length_required")
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise RequestError("Content-Length is not a number") from None
-        if length > MAX_BODY_BYTES:
+        # Digits only: int() also takes "-1" (and rfile.read(-1) reads to EOF, unbounded),
+        # "+5" and "1_000".
+        if not _DIGITS.fullmatch(length_header.strip()):
+            raise RequestError("Content-Length must be a whole number of bytes")
+        length = int(length_header)
+        if length > self.server.options.max_body_bytes:
             self.close_connection = True
             raise RequestError("the request body is too large", 413, "too_large")
         raw = self.rfile.read(length)
+        if len(raw) < length:
+            raise RequestError("the request body ended before Content-Length bytes arrived")
         try:
             body = json.loads(raw)
         except ValueError:

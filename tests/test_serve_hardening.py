@@ -1,0 +1,116 @@
+"""``phichat serve`` against hostile or broken HTTP clients, on loopback, with raw sockets.
+
+Each test speaks HTTP by hand, because the point is what a well-behaved client library
+would never send: a negative Content-Length, a request that never finishes arriving, a
+foreign Host header, a client that hangs up while its answer is being generated.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from phichat.models.base import ChatModel, GenerationOptions
+from phichat.models.scripted import ScriptedModel
+from phichat.server.app import ChatServer, ServeOptions, make_server
+
+SHORT = GenerationOptions(max_new_tokens=12)
+OPTIONS = ServeOptions(model_id="tiny", defaults=SHORT)
+MESSAGES = [{"role": "user", "content": "Plan a day in Belize City."}]
+# The longest any test waits for the server; a passing test never gets near it.
+PATIENCE_S = 30.0
+
+
+@contextmanager
+def serving(
+    model: ChatModel, options: ServeOptions = OPTIONS, log: list[str] | None = None
+) -> Iterator[ChatServer]:
+    server = make_server(model, options, "127.0.0.1", 0, log=None if log is None else log.append)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def scripted(reply: str = "one two three", token_delay_s: float = 0.0) -> ScriptedModel:
+    model = ScriptedModel([reply], token_delay_s=token_delay_s)
+    model.load()
+    return model
+
+
+def connect(server: ChatServer) -> socket.socket:
+    host, port = server.server_address[:2]
+    sock = socket.create_connection((str(host), int(port)), timeout=PATIENCE_S)
+    return sock
+
+
+def read_to_close(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while True:
+        try:
+            piece = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not piece:
+            return data
+        data += piece
+
+
+def request_bytes(
+    body: dict[str, object] | bytes,
+    *,
+    path: str = "/v1/chat/completions",
+    version: str = "HTTP/1.1",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    fields = {"Host": "127.0.0.1", "Content-Length": str(len(payload)), "Connection": "close"}
+    fields.update(headers or {})
+    head = f"POST {path} {version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+    return head.encode() + b"\r\n" + payload
+
+
+def exchange(server: ChatServer, data: bytes, *, half_close: bool = False) -> bytes:
+    with connect(server) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        return read_to_close(sock)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+def json_body(response: bytes) -> dict[str, object]:
+    return json.loads(response.split(b"\r\n\r\n", 1)[1])
+
+
+CHAT = {"model": "tiny", "messages": MESSAGES}
+
+
+# ---- the body limit ------------------------------------------------------------------------
+def test_a_negative_content_length_is_refused_without_reading_the_body() -> None:
+    # rfile.read(-1) reads to EOF: the server read whatever the client sent, unbounded.
+    with serving(scripted()) as server:
+        data = request_bytes(CHAT, headers={"Content-Length": "-1"})
+        response = exchange(server, data, half_close=True)
+    assert status_of(response) == 400
+    assert "Content-Length" in json_body(response)["error"]["message"]  # type: ignore[index]
+
+
+def test_a_body_over_the_limit_is_refused_unread() -> None:
+    options = replace(OPTIONS, max_body_bytes=1000)
+    with serving(scripted(), options) as server:
+        padded = {**CHAT, "padding": "x" * 2000}
+        assert status_of(exchange(server, request_bytes(padded))) == 413
+        assert status_of(exchange(server, request_bytes(CHAT))) == 200
