@@ -24,3 +24,17 @@ def one_line(text: str, limit: int = 300) -> str:
     """Collapse text to a single, control-free line of at most ``limit`` characters."""
     flat = " ".join(strip_control(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# A lone UTF-16 surrogate (JSON's "\ud800", or bytes decoded with "surrogateescape") is
+# a Python str but not Unicode text: it cannot be encoded to UTF-8, and tokenizers refuse it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_lone_surrogates(text: str) -> bool:
+    return _LONE_SURROGATE.search(text) is not None
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD, the replacement character."""
+    return _LONE_SURROGATE.sub("\ufffd", text)

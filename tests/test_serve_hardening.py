@@ -114,3 +114,33 @@ def test_a_body_over_the_limit_is_refused_unread() -> None:
         padded = {**CHAT, "padding": "x" * 2000}
         assert status_of(exchange(server, request_bytes(padded))) == 413
         assert status_of(exchange(server, request_bytes(CHAT))) == 200
+
+
+# ---- text that is not Unicode --------------------------------------------------------------
+def test_a_lone_surrogate_gets_a_400_not_a_dropped_connection(tiny_phi3) -> None:
+    # JSON may spell a lone surrogate ("\ud800"); the tokenizer cannot take one.
+    body = b'{"model": "tiny", "messages": [{"role": "user", "content": "\\ud800"}]}'
+    with serving(tiny_phi3) as server:
+        response = exchange(server, request_bytes(body))
+        assert status_of(response) == 400
+        assert "surrogate" in json_body(response)["error"]["message"]  # type: ignore[index]
+        # The same in a stop sequence, which is matched against the answer's text.
+        stop = b'{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], '
+        stop += b'"stop": "\\udfff"}'
+        assert status_of(exchange(server, request_bytes(stop))) == 400
+
+
+class BrokenTokenizer(ScriptedModel):
+    def count_tokens(self, messages: list) -> int:  # type: ignore[override,type-arg]
+        raise TypeError("a tokenizer bug")
+
+
+def test_an_unexpected_error_is_a_500_with_a_json_error() -> None:
+    model = BrokenTokenizer(["never"])
+    model.load()
+    log: list[str] = []
+    with serving(model, log=log) as server:
+        response = exchange(server, request_bytes(CHAT))
+    assert status_of(response) == 500
+    assert "TypeError" in json_body(response)["error"]["message"]  # type: ignore[index]
+    assert any("internal error: TypeError: a tokenizer bug" in line for line in log)

@@ -137,6 +137,7 @@ class ChatHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ChatServer
     server_version = "phichat"
+    _response_started = False  # headers are out: an error can no longer be a JSON reply
 
     # ---- routing ---------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -152,6 +153,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         )
 
     def _handle(self, routes: dict[str, Callable[[], None]]) -> None:
+        self._response_started = False
         path = self.path.split("?", 1)[0]
         try:
             route = routes.get(path)
@@ -175,6 +177,14 @@ class ChatHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except PhichatError as exc:
             self._send_json(500, protocol.error_body(str(exc), "server_error", "server_error"))
+        except Exception as exc:
+            # A bug or an input nobody foresaw: the client still gets an answer (or, once a
+            # stream has begun, a closed connection), never a silently dropped socket.
+            self.close_connection = True
+            self._log(f"internal error: {type(exc).__name__}: {exc}")
+            if not self._response_started:
+                failure = f"internal server error ({type(exc).__name__})"
+                self._send_json(500, protocol.error_body(failure, "server_error", "server_error"))
 
     def _check_key(self) -> None:
         key = self.server.options.api_key
@@ -270,6 +280,7 @@ class ChatHandler(BaseHTTPRequestHandler):
 
     def _stream_answer(self, request: protocol.ChatRequest, prompt_tokens: int) -> None:
         ident = protocol.completion_id()
+        self._response_started = True
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -329,7 +340,8 @@ class ChatHandler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
+        # "replace": a lone surrogate echoed from a request must not fail the reply itself.
+        data = json.dumps(body, ensure_ascii=False).encode(errors="replace")
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phichat.models.base import ChatMessage, GenerationOptions
+from phichat.textsafe import has_lone_surrogates
 
 ROLES = ("system", "user", "assistant")
 MAX_STOP_SEQUENCES = 4
@@ -80,7 +81,10 @@ def _messages(raw: Any) -> list[ChatMessage]:
             role = "system"
         if role not in ROLES:
             raise RequestError(f"message {number} has role {role!r}; expected one of {ROLES}")
-        messages.append({"role": role, "content": _content(message.get("content"), number)})
+        content = _content(message.get("content"), number)
+        if has_lone_surrogates(content):
+            raise RequestError(f"message {number} is not valid Unicode (it has a lone surrogate)")
+        messages.append({"role": role, "content": content})
     return messages
 
 
@@ -124,6 +128,8 @@ def _stops(raw: Any) -> list[str]:
         raise RequestError("'stop' must be a string or a list of strings")
     if len(stops) > MAX_STOP_SEQUENCES:
         raise RequestError(f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences")
+    if any(has_lone_surrogates(s) for s in stops):
+        raise RequestError("'stop' is not valid Unicode (it has a lone surrogate)")
     return [s for s in stops if s]
 
 
