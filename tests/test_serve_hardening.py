@@ -144,3 +144,27 @@ def test_an_unexpected_error_is_a_500_with_a_json_error() -> None:
     assert status_of(response) == 500
     assert "TypeError" in json_body(response)["error"]["message"]  # type: ignore[index]
     assert any("internal error: TypeError: a tokenizer bug" in line for line in log)
+
+
+# ---- a client that leaves ------------------------------------------------------------------
+def wait_for_line(log: list[str], *markers: str) -> str:
+    """The first log line holding any of ``markers``, waiting for it up to PATIENCE_S."""
+    done = threading.Event()
+    for _ in range(int(PATIENCE_S / 0.05)):
+        for line in list(log):
+            if any(marker in line for marker in markers):
+                return line
+        done.wait(0.05)
+    raise AssertionError(f"no log line with {markers}: {log}")
+
+
+def test_a_client_that_leaves_a_whole_answer_stops_its_generation() -> None:
+    words = " ".join(f"w{index}" for index in range(400))
+    log: list[str] = []
+    with serving(scripted(words, token_delay_s=0.02), log=log) as server:
+        with connect(server) as sock:
+            sock.sendall(request_bytes({**CHAT, "max_tokens": 400}))
+        # Hung up without reading: the answer (8 s of tokens) has nobody to go to.
+        line = wait_for_line(log, "client left", "answered")
+    assert "client left" in line
+    assert int(line.split("after ")[1].split()[0]) < 400

@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 import json
 import re
+import selectors
 import socket
 import threading
 import time
@@ -131,6 +132,32 @@ class ChatServer(ThreadingHTTPServer):
 
 class ClientGone(Exception):
     """The client closed the connection; generation for it should stop."""
+
+
+class DisconnectProbe:
+    """Tells, without blocking, whether the client has closed its end of the connection.
+
+    A whole (non-streamed) answer writes nothing until it is done, so a write cannot reveal
+    a client that left; the socket can: readable with nothing to read means end of file.
+    A selector rather than select(): it also works for descriptors above 1023.
+    """
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._connection = connection
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(connection, selectors.EVENT_READ)
+
+    def client_left(self) -> bool:
+        if not self._selector.select(timeout=0):
+            return False
+        try:
+            # Readable because of a pipelined next request: the client is still there.
+            return not self._connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self._selector.close()
 
 
 class ChatHandler(BaseHTTPRequestHandler):
@@ -254,8 +281,11 @@ class ChatHandler(BaseHTTPRequestHandler):
         scanner = StopScanner(request.stop)
         pieces = self.server.model.stream(request.messages, request.options, stop, stats)
         # closing(): leaving early ends the model's stream (and its worker) right here.
-        with closing(pieces):
+        with closing(pieces), closing(DisconnectProbe(self.connection)) as probe:
             for piece in pieces:
+                if probe.client_left():
+                    stop.set()
+                    raise ClientGone
                 shown = scanner.feed(piece)
                 if shown:
                     yield shown
@@ -269,6 +299,10 @@ class ChatHandler(BaseHTTPRequestHandler):
         stats = GenerationStats()
         try:
             text = "".join(self._generate(request, threading.Event(), stats))
+        except ClientGone:
+            self.close_connection = True
+            self._log(f"client left after {stats.new_tokens} tokens; generation stopped")
+            return
         except PhichatError as exc:
             self._send_json(500, protocol.error_body(str(exc), "server_error", "server_error"))
             return
