@@ -168,3 +168,59 @@ def test_a_client_that_leaves_a_whole_answer_stops_its_generation() -> None:
         line = wait_for_line(log, "client left", "answered")
     assert "client left" in line
     assert int(line.split("after ")[1].split()[0]) < 400
+
+
+# ---- slow clients --------------------------------------------------------------------------
+def server_closes(sock: socket.socket, drip: bytes) -> bool:
+    """Send ``drip`` a byte at a time, 0.1 s apart; True once the server has hung up."""
+    sock.settimeout(0.1)
+    for index in range(int(PATIENCE_S / 0.1)):
+        try:
+            if index < len(drip):
+                sock.sendall(drip[index : index + 1])
+            if sock.recv(65536) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:  # reset, broken pipe: closed too
+            return True
+    return False
+
+
+QUICK = replace(OPTIONS, request_timeout_s=0.5)
+HEADERS_ONLY = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+def test_a_connection_that_sends_nothing_is_closed() -> None:
+    with serving(scripted(), QUICK) as server, connect(server) as sock:
+        assert server_closes(sock, b"")
+
+
+def test_headers_dripped_a_byte_at_a_time_are_cut_off() -> None:
+    # Each byte arrives well within any per-read timeout: only a deadline stops this.
+    with serving(scripted(), QUICK) as server, connect(server) as sock:
+        assert server_closes(sock, HEADERS_ONLY + b"a" * 1000)
+
+
+def test_a_body_that_never_arrives_is_cut_off() -> None:
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"
+    with serving(scripted(), QUICK) as server, connect(server) as sock:
+        sock.sendall(head)
+        assert server_closes(sock, b"")
+
+
+def test_a_prompt_client_is_unaffected_by_the_deadline() -> None:
+    with serving(scripted(), QUICK) as server, connect(server) as sock:
+        # Two requests on one kept-alive connection, each sent at once.
+        keep = {"Connection": "keep-alive"}
+        for _ in range(2):
+            sock.sendall(request_bytes(CHAT, headers=keep))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(1)
+            assert status_of(head) == 200
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body = b""
+            while len(body) < length:
+                body += sock.recv(length - len(body))
+            assert json.loads(body)["choices"][0]["message"]["content"] == "one two three"

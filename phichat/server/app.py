@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,6 +48,10 @@ class ServeOptions:
     queue_timeout_s: float = 600.0
     # The most a request body may hold; serve never reads more than this from a client.
     max_body_bytes: int = MAX_BODY_BYTES
+    # A request (its line, headers and body) must have arrived this long after the server
+    # began waiting for it, or the connection is closed: a client dripping a byte at a time
+    # ("slowloris") cannot hold a thread. Also the limit on any single read or write.
+    request_timeout_s: float = 30.0
 
 
 def is_loopback(host: str) -> bool:
@@ -130,6 +134,36 @@ class ChatServer(ThreadingHTTPServer):
         return f"http://{shown}:{port}/v1"
 
 
+class RequestDeadline:
+    """Shuts a connection down unless ``disarm()`` is called within ``seconds``.
+
+    A socket timeout bounds each read, not the request: a client sending one byte every
+    few seconds never trips it. A timer bounds the whole wait instead.
+    """
+
+    def __init__(self, connection: socket.socket, seconds: float) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._armed = True
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self._armed = False
+        # The handler's blocked read then sees end of file and gives up on the request.
+        with suppress(OSError):
+            self._connection.shutdown(socket.SHUT_RDWR)
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._armed = False
+        self._timer.cancel()
+
+
 class ClientGone(Exception):
     """The client closed the connection; generation for it should stop."""
 
@@ -166,6 +200,19 @@ class ChatHandler(BaseHTTPRequestHandler):
     server_version = "phichat"
     _response_started = False  # headers are out: an error can no longer be a JSON reply
 
+    def setup(self) -> None:
+        self.timeout = self.server.options.request_timeout_s  # per read or write
+        super().setup()
+
+    def handle_one_request(self) -> None:
+        # Armed while waiting for a request (also between kept-alive ones): only the time
+        # to generate the answer is unbounded.
+        self._deadline = RequestDeadline(self.connection, self.server.options.request_timeout_s)
+        try:
+            super().handle_one_request()
+        finally:
+            self._deadline.disarm()
+
     # ---- routing ---------------------------------------------------------------------
     def do_GET(self) -> None:
         self._handle({"/v1/models": self._models, "/health": self._health})
@@ -186,6 +233,8 @@ class ChatHandler(BaseHTTPRequestHandler):
             route = routes.get(path)
             if route is None:
                 raise RequestError(f"no such endpoint: {self.command} {path}", 404, "not_found")
+            if self.command != "POST":
+                self._deadline.disarm()  # the whole request is in: it has no body
             if path != "/health":
                 self._check_key()
             route()
@@ -361,6 +410,7 @@ class ChatHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise RequestError("the request body is too large", 413, "too_large")
         raw = self.rfile.read(length)
+        self._deadline.disarm()
         if len(raw) < length:
             raise RequestError("the request body ended before Content-Length bytes arrived")
         try:
