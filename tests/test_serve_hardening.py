@@ -224,3 +224,32 @@ def test_a_prompt_client_is_unaffected_by_the_deadline() -> None:
             while len(body) < length:
                 body += sock.recv(length - len(body))
             assert json.loads(body)["choices"][0]["message"]["content"] == "one two three"
+
+
+# ---- browsers: CSRF and DNS rebinding ------------------------------------------------------
+def test_a_keyless_server_refuses_foreign_hosts_and_cross_origin_pages() -> None:
+    with serving(scripted()) as server:
+        port = server.server_address[1]
+
+        def status(headers: dict[str, str]) -> int:
+            return status_of(exchange(server, request_bytes(CHAT, headers=headers)))
+
+        # DNS rebinding: the attacker's name now points at 127.0.0.1, the Host header keeps it.
+        assert status({"Host": f"rebind.attacker.example:{port}"}) == 403
+        # CSRF: any web page can POST to localhost; the browser names the page's origin.
+        assert status({"Origin": "https://attacker.example"}) == 403
+        assert status({"Origin": "null"}) == 403  # a sandboxed frame or a file:// page
+        response = exchange(server, request_bytes(CHAT, headers={"Host": "evil.example"}))
+        assert "Host" in json_body(response)["error"]["message"]  # type: ignore[index]
+        # Loopback names, and pages served from loopback, are this machine's own.
+        for host in ("localhost", f"localhost:{port}", f"127.0.0.1:{port}", "[::1]:8000"):
+            assert status({"Host": host}) == 200, host
+        assert status({"Origin": "http://localhost:3000"}) == 200
+        assert status({"Origin": f"http://127.0.0.1:{port}"}) == 200
+
+
+def test_with_an_api_key_the_key_is_the_guard() -> None:
+    keyed = replace(OPTIONS, api_key="s3cret")
+    with serving(scripted(), keyed) as server:
+        headers = {"Host": "gpu-box.lan:8000", "Authorization": "Bearer s3cret"}
+        assert status_of(exchange(server, request_bytes(CHAT, headers=headers))) == 200

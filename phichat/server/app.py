@@ -24,6 +24,7 @@ from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from phichat.errors import ConfigError, PhichatError
 from phichat.models.base import ChatModel, GenerationOptions, GenerationStats
@@ -61,6 +62,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _loopback_authority(authority: str) -> bool:
+    """True for "localhost", "127.0.0.1:8000", "[::1]:8000" and the like."""
+    return is_loopback(urlsplit(f"//{authority}").hostname or "")
+
+
+def _loopback_origin(origin: str) -> bool:
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and is_loopback(parts.hostname or "")
 
 
 def check_bind(host: str, api_key: str | None) -> None:
@@ -235,6 +246,7 @@ class ChatHandler(BaseHTTPRequestHandler):
                 raise RequestError(f"no such endpoint: {self.command} {path}", 404, "not_found")
             if self.command != "POST":
                 self._deadline.disarm()  # the whole request is in: it has no body
+            self._check_browser_access()
             if path != "/health":
                 self._check_key()
             route()
@@ -261,6 +273,34 @@ class ChatHandler(BaseHTTPRequestHandler):
             if not self._response_started:
                 failure = f"internal server error ({type(exc).__name__})"
                 self._send_json(500, protocol.error_body(failure, "server_error", "server_error"))
+
+    def _check_browser_access(self) -> None:
+        """Without a key, only this machine's own clients: no foreign web page gets in.
+
+        A keyless server listens on loopback, but a browser on this machine will still send
+        it requests for any web page: a cross-site POST (CSRF), which the browser labels
+        with the page's Origin, or, after DNS rebinding points the page's own name at
+        127.0.0.1, same-origin requests whose Host header still carries that name. With a
+        key set, the key is the guard (a page cannot know it).
+        """
+        if self.server.options.api_key:
+            return
+        host = self.headers.get("Host")
+        if host is not None and not _loopback_authority(host):
+            raise RequestError(
+                f"Host {one_line(host, 80)!r} is not this machine; a server without an API "
+                "key answers only requests addressed to localhost or a loopback address",
+                403,
+                "forbidden_host",
+            )
+        origin = self.headers.get("Origin")
+        if origin is not None and not _loopback_origin(origin):
+            raise RequestError(
+                f"requests from web pages ({one_line(origin, 80)}) are refused by a server "
+                "without an API key",
+                403,
+                "forbidden_origin",
+            )
 
     def _check_key(self) -> None:
         key = self.server.options.api_key
