@@ -253,3 +253,15 @@ def test_with_an_api_key_the_key_is_the_guard() -> None:
     with serving(scripted(), keyed) as server:
         headers = {"Host": "gpu-box.lan:8000", "Authorization": "Bearer s3cret"}
         assert status_of(exchange(server, request_bytes(CHAT, headers=headers))) == 200
+
+
+# ---- the wire format -----------------------------------------------------------------------
+def test_stream_must_be_a_boolean() -> None:
+    with serving(scripted()) as server:
+        for flag in ("false", 0, "yes"):
+            response = exchange(server, request_bytes({**CHAT, "stream": flag}))
+            assert status_of(response) == 400, flag
+            assert "'stream'" in json_body(response)["error"]["message"]  # type: ignore[index]
+        options = {**CHAT, "stream": True, "stream_options": {"include_usage": "no"}}
+        assert status_of(exchange(server, request_bytes(options))) == 400
+

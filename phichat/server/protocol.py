@@ -63,8 +63,8 @@ def parse_chat_request(body: Any, defaults: GenerationOptions) -> ChatRequest:
         model=model,
         messages=messages,
         options=options,
-        stream=bool(body.get("stream", False)),
-        include_usage=bool(stream_options.get("include_usage", False)),
+        stream=_flag(body, "stream"),
+        include_usage=_flag(stream_options, "include_usage", "'stream_options.include_usage'"),
         stop=_stops(body.get("stop")),
     )
 
@@ -118,6 +118,16 @@ def _number(body: dict[str, Any], name: str, default: float, low: float, high: f
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not low <= raw <= high:
         raise RequestError(f"'{name}' must be a number from {low:g} to {high:g}")
     return float(raw)
+
+
+def _flag(body: dict[str, Any], name: str, shown: str = "") -> bool:
+    """A JSON boolean; bool() would read the string "false" as true."""
+    raw = body.get(name)
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise RequestError(f"{shown or repr(name)} must be true or false")
+    return raw
 
 
 def _stops(raw: Any) -> list[str]:
