@@ -265,3 +265,23 @@ def test_stream_must_be_a_boolean() -> None:
         options = {**CHAT, "stream": True, "stream_options": {"include_usage": "no"}}
         assert status_of(exchange(server, request_bytes(options))) == 400
 
+
+def test_a_stream_to_an_http_1_0_client_is_not_chunked() -> None:
+    # HTTP/1.0 has no chunked encoding: the body is the events themselves, ended by closing.
+    with serving(scripted()) as server:
+        data = request_bytes({**CHAT, "stream": True}, version="HTTP/1.0")
+        head, body = exchange(server, data).split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200")
+    assert b"chunked" not in head.lower()
+    events = [line for line in body.split(b"\n") if line]
+    assert all(line.startswith(b"data: ") for line in events), body
+    pieces = [json.loads(line[6:]) for line in events[:-1]]
+    assert "".join(p["choices"][0]["delta"].get("content", "") for p in pieces) == "one two three"
+    assert events[-1] == b"data: [DONE]"
+
+
+def test_a_stream_to_an_http_1_1_client_is_still_chunked() -> None:
+    with serving(scripted()) as server:
+        head, body = exchange(server, request_bytes({**CHAT, "stream": True})).split(b"\r\n\r\n", 1)
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body.endswith(b"0\r\n\r\n")

@@ -210,6 +210,7 @@ class ChatHandler(BaseHTTPRequestHandler):
     server: ChatServer
     server_version = "phichat"
     _response_started = False  # headers are out: an error can no longer be a JSON reply
+    _chunked = True  # a stream's body is sent in chunks (HTTP/1.1) or as is (HTTP/1.0)
 
     def setup(self) -> None:
         self.timeout = self.server.options.request_timeout_s  # per read or write
@@ -404,10 +405,16 @@ class ChatHandler(BaseHTTPRequestHandler):
     def _stream_answer(self, request: protocol.ChatRequest, prompt_tokens: int) -> None:
         ident = protocol.completion_id()
         self._response_started = True
+        # HTTP/1.0 has no chunked encoding: the events go as they are, ended by closing.
+        self._chunked = self.request_version != "HTTP/1.0"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
+        if self._chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
         stop = threading.Event()
         stats = GenerationStats()
@@ -433,7 +440,8 @@ class ChatHandler(BaseHTTPRequestHandler):
             failure = protocol.error_body(str(exc), "server_error", "server_error")
             self._try_send(encode_event(json.dumps(failure)))
         self._try_send(b"data: [DONE]\n\n")
-        self._try_send(b"")  # the last chunk of a chunked body
+        if self._chunked:
+            self._try_send(b"")  # the last chunk of a chunked body
         self._log_turn(stats)
 
     # ---- plumbing --------------------------------------------------------------------
@@ -484,7 +492,8 @@ class ChatHandler(BaseHTTPRequestHandler):
 
     def _write_chunk(self, data: bytes) -> None:
         try:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            framed = f"{len(data):x}\r\n".encode() + data + b"\r\n" if self._chunked else data
+            self.wfile.write(framed)
             self.wfile.flush()
         except OSError as exc:  # BrokenPipe, ConnectionReset: the client went away
             raise ClientGone from exc
