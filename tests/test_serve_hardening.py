@@ -285,3 +285,43 @@ def test_a_stream_to_an_http_1_1_client_is_still_chunked() -> None:
         head, body = exchange(server, request_bytes({**CHAT, "stream": True})).split(b"\r\n\r\n", 1)
     assert b"transfer-encoding: chunked" in head.lower()
     assert body.endswith(b"0\r\n\r\n")
+
+
+# ---- expensive work ------------------------------------------------------------------------
+class GateWatcher(ScriptedModel):
+    """Records, each time the prompt is tokenized, whether the model gate was held."""
+
+    def __init__(self) -> None:
+        super().__init__(["one two three"])
+        self.server: ChatServer | None = None
+        self.gate_held: list[bool] = []
+
+    def count_tokens(self, messages: list) -> int:  # type: ignore[override,type-arg]
+        assert self.server is not None
+        self.gate_held.append(self.server.gate.busy)
+        return super().count_tokens(messages)
+
+
+def test_a_chat_prompt_is_tokenized_inside_the_model_gate() -> None:
+    # Tokenizing a large prompt takes seconds of CPU: outside the gate, any number of
+    # requests would do it at once, next to the generation under way.
+    model = GateWatcher()
+    model.load()
+    with serving(model) as server:
+        model.server = server
+        assert status_of(exchange(server, request_bytes(CHAT))) == 200
+    assert model.gate_held and all(model.gate_held)
+
+
+def test_text_far_beyond_the_window_is_refused_without_tokenizing() -> None:
+    model = GateWatcher()
+    model.load()
+    huge = [{"role": "user", "content": "a" * (model.context_window * 16 + 1)}]
+    with serving(model) as server:
+        model.server = server
+        response = exchange(server, request_bytes({**CHAT, "messages": huge}))
+        assert status_of(response) == 400
+        assert json_body(response)["error"]["code"] == "context_length_exceeded"  # type: ignore[index]
+        tokenize = exchange(server, request_bytes({"prompt": "a" * 70_000}, path="/tokenize"))
+        assert status_of(tokenize) == 400
+    assert model.gate_held == []

@@ -35,6 +35,9 @@ from phichat.server.protocol import RequestError
 from phichat.textsafe import one_line
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# No Phi-3 token spans more than 16 characters, so text longer than 16 characters per token
+# of the window cannot fit it: refused before tokenizing (seconds of CPU for 8 MB).
+MAX_CHARS_PER_TOKEN = 16
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -98,6 +101,11 @@ class ModelGate:
         self._inside = 0  # the request generating plus those waiting for it
         self._max_waiting = max_waiting
         self._timeout_s = timeout_s
+
+    @property
+    def busy(self) -> bool:
+        """True while a request holds the model."""
+        return self._lock.locked()
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -330,8 +338,10 @@ class ChatHandler(BaseHTTPRequestHandler):
                     {"model": self.server.options.model_id, "messages": body["messages"]},
                     self.server.options.defaults,
                 )
+                self._check_text_size(sum(len(m["content"]) for m in request.messages))
                 count = model.count_tokens(request.messages)
             elif isinstance(body.get("prompt"), str):
+                self._check_text_size(len(body["prompt"]))
                 count = model.count_text_tokens(body["prompt"])
             else:
                 raise RequestError("send 'prompt' (text) or 'messages' (a chat)")
@@ -349,20 +359,33 @@ class ChatHandler(BaseHTTPRequestHandler):
                 "model_not_found",
             )
         model = self.server.model
-        prompt_tokens = model.count_tokens(request.messages)
         window = model.context_window
-        if prompt_tokens + request.options.max_new_tokens > window:
-            raise RequestError(
-                f"the prompt ({prompt_tokens} tokens) plus max_tokens "
-                f"({request.options.max_new_tokens}) exceeds the {window}-token context window",
-                400,
-                "context_length_exceeded",
-            )
+        self._check_text_size(sum(len(message["content"]) for message in request.messages))
         with self.server.gate.turn():
+            # Tokenized inside the gate: one prompt at a time, never next to a generation.
+            prompt_tokens = model.count_tokens(request.messages)
+            if prompt_tokens + request.options.max_new_tokens > window:
+                raise RequestError(
+                    f"the prompt ({prompt_tokens} tokens) plus max_tokens "
+                    f"({request.options.max_new_tokens}) exceeds the {window}-token context "
+                    "window",
+                    400,
+                    "context_length_exceeded",
+                )
             if request.stream:
                 self._stream_answer(request, prompt_tokens)
             else:
                 self._whole_answer(request, prompt_tokens)
+
+    def _check_text_size(self, chars: int) -> None:
+        """Refuse, without tokenizing it, text too long for the window whatever its tokens."""
+        window = self.server.model.context_window
+        if chars > window * MAX_CHARS_PER_TOKEN:
+            raise RequestError(
+                f"the text ({chars} characters) cannot fit the {window}-token context window",
+                400,
+                "context_length_exceeded",
+            )
 
     def _generate(
         self, request: protocol.ChatRequest, stop: threading.Event, stats: GenerationStats
