@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from phichat.models.base import ChatModel, GenerationOptions
 from phichat.models.scripted import ScriptedModel
-from phichat.server.app import ChatServer, ServeOptions, make_server
+from phichat.server.app import MAX_CHARS_PER_TOKEN, ChatServer, ServeOptions, make_server
 
 SHORT = GenerationOptions(max_new_tokens=12)
 OPTIONS = ServeOptions(model_id="tiny", defaults=SHORT)
@@ -316,12 +316,15 @@ def test_a_chat_prompt_is_tokenized_inside_the_model_gate() -> None:
 def test_text_far_beyond_the_window_is_refused_without_tokenizing() -> None:
     model = GateWatcher()
     model.load()
-    huge = [{"role": "user", "content": "a" * (model.context_window * 16 + 1)}]
+    huge = [{"role": "user", "content": "a" * (model.context_window * MAX_CHARS_PER_TOKEN + 1)}]
     with serving(model) as server:
         model.server = server
         response = exchange(server, request_bytes({**CHAT, "messages": huge}))
         assert status_of(response) == 400
         assert json_body(response)["error"]["code"] == "context_length_exceeded"  # type: ignore[index]
-        tokenize = exchange(server, request_bytes({"prompt": "a" * 70_000}, path="/tokenize"))
+        tokenize = exchange(
+            server,
+            request_bytes({"prompt": "a" * (4096 * MAX_CHARS_PER_TOKEN + 1)}, path="/tokenize"),
+        )
         assert status_of(tokenize) == 400
     assert model.gate_held == []

@@ -35,9 +35,10 @@ from phichat.server.protocol import RequestError
 from phichat.textsafe import one_line
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-# No Phi-3 token spans more than 16 characters, so text longer than 16 characters per token
-# of the window cannot fit it: refused before tokenizing (seconds of CPU for 8 MB).
-MAX_CHARS_PER_TOKEN = 16
+# Phi-3's longest tokens are 16 characters (runs of spaces); with room to spare for other
+# models' tokenizers, text longer than this per token of the window cannot fit it, and is
+# refused before tokenizing (which takes seconds of CPU for 8 MB).
+MAX_CHARS_PER_TOKEN = 32
 _DIGITS = re.compile(r"[0-9]+")
 
 
