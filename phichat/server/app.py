@@ -150,7 +150,8 @@ class ChatServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{name}]" if ":" in name else name
         return f"http://{shown}:{port}/v1"
 
 
@@ -222,8 +223,8 @@ class ChatHandler(BaseHTTPRequestHandler):
     _chunked = True  # a stream's body is sent in chunks (HTTP/1.1) or as is (HTTP/1.0)
 
     def setup(self) -> None:
-        self.timeout = self.server.options.request_timeout_s  # per read or write
         super().setup()
+        self.connection.settimeout(self.server.options.request_timeout_s)  # each read or write
 
     def handle_one_request(self) -> None:
         # Armed while waiting for a request (also between kept-alive ones): only the time
@@ -394,8 +395,8 @@ class ChatHandler(BaseHTTPRequestHandler):
         """The model's pieces, cut at the client's own stop sequences."""
         scanner = StopScanner(request.stop)
         pieces = self.server.model.stream(request.messages, request.options, stop, stats)
-        # closing(): leaving early ends the model's stream (and its worker) right here.
-        with closing(pieces), closing(DisconnectProbe(self.connection)) as probe:
+        # Leaving early ends the model's stream (and its worker) right here.
+        with _closed_after(pieces), closing(DisconnectProbe(self.connection)) as probe:
             for piece in pieces:
                 if probe.client_left():
                     stop.set()
@@ -446,7 +447,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         pieces = self._generate(request, stop, stats)
         try:
             send(protocol.chunk(ident, request.model, {"role": "assistant", "content": ""}))
-            with closing(pieces):
+            with _closed_after(pieces):
                 for piece in pieces:
                     send(protocol.chunk(ident, request.model, {"content": piece}))
             finish = _finish_reason(stats, request)
@@ -541,6 +542,17 @@ class ChatHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # The request line is client-controlled text: one_line strips control characters.
         self._log(format % args)
+
+
+@contextmanager
+def _closed_after(pieces: Iterator[str]) -> Iterator[None]:
+    """closing() for a stream typed as a plain iterator (a generator has close())."""
+    try:
+        yield
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
 
 
 def _finish_reason(stats: GenerationStats, request: protocol.ChatRequest) -> str:
