@@ -13,11 +13,21 @@ _ANSI_SEQUENCE = re.compile(
     r"|\x1b[@-Z\\-_]"  # two-character escapes
 )
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Invisible characters that change what text appears to say. Bidi controls reorder it
+# ("Trojan Source": U+202E shows "txt.exe" as "exe.txt"): marks U+200E, U+200F, U+061C,
+# embeddings and overrides U+202A-202E, isolates U+2066-2069. Zero-width spaces and word
+# joiners (U+200B, U+2060-2064, U+FEFF, U+180E) hide text inside words. The joiners
+# U+200C and U+200D stay: Persian and Indic words and emoji sequences need them.
+_INVISIBLE_FORMATTING = re.compile(
+    "[\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 
 
 def strip_control(text: str) -> str:
-    """Remove terminal escape sequences and control characters, keeping tabs and newlines."""
-    return _CONTROL_CHARS.sub("", _ANSI_SEQUENCE.sub("", text))
+    """Remove terminal escape sequences, control characters and bidi or zero-width
+    formatting characters, keeping tabs and newlines."""
+    text = _CONTROL_CHARS.sub("", _ANSI_SEQUENCE.sub("", text))
+    return _INVISIBLE_FORMATTING.sub("", text)
 
 
 def one_line(text: str, limit: int = 300) -> str:

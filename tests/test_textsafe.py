@@ -11,3 +11,33 @@ def test_lone_surrogates_are_found_and_replaced() -> None:
     assert not has_lone_surrogates("emoji 🙂 and ü")  # real astral characters are fine
     assert replace_lone_surrogates("a\ud800b\udc00") == "a\ufffdb\ufffd"
     replace_lone_surrogates("x\udcff").encode()  # the result always encodes to UTF-8
+
+
+def test_bidi_controls_and_invisible_characters_are_stripped() -> None:
+    from phichat.textsafe import one_line, strip_control
+
+    # "Trojan source": U+202E shows "txt.exe" as "exe.txt"; isolates (U+2066-2069) likewise.
+    hostile = "invoice\u202etxt.exe \u2066a\u2067b\u2068c\u2069 "
+    hostile += "\u200bz\u2060w\ufeffj \u200e\u200f\u061c"
+    assert strip_control(hostile) == "invoicetxt.exe abc zwj "
+    assert one_line("a\u202ab\u202bc\u202cd\u202de") == "abcde"
+    # Joiners shape Persian and Indic words and emoji sequences: they stay.
+    assert strip_control("می\u200cخواهم 👩\u200d💻") == "می\u200cخواهم 👩\u200d💻"
+
+
+def test_page_text_and_titles_lose_bidi_controls_at_extraction() -> None:
+    from phichat.retrieval.extract import extract_page
+    from phichat.retrieval.types import FetchedPage
+
+    walk = "<p>" + "The harbour walk passes the old cannery and the ferry terminal. " * 3 + "</p>"
+    html = (
+        "<html><head><title>Harbour \u202eklaw&#8238; guide</title></head><body><article>"
+        f"<h1>Harbour</h1>{walk}<p>Open \u2067daily\u2069 from&#x200B; nine.</p>{walk}"
+        "</article></body></html>"
+    )
+    page = extract_page(
+        FetchedPage(url="http://x.test/", final_url="http://x.test/", body=html, content_type="")
+    )
+    assert page.title == "Harbour klaw guide"
+    assert "Open daily from nine." in page.text
+    assert not any(ch in page.text for ch in "\u202e\u2067\u2069\u200b")
