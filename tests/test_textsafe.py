@@ -41,3 +41,31 @@ def test_page_text_and_titles_lose_bidi_controls_at_extraction() -> None:
     assert page.title == "Harbour klaw guide"
     assert "Open daily from nine." in page.text
     assert not any(ch in page.text for ch in "\u202e\u2067\u2069\u200b")
+
+
+def test_a_control_character_reference_does_not_cost_the_page() -> None:
+    # lxml refuses the whole document over one "&#27;" (ESC): "no readable text".
+    from phichat.retrieval.extract import extract_page
+    from phichat.retrieval.types import FetchedPage
+
+    walk = "<p>" + "The harbour walk passes the old cannery and the ferry terminal. " * 3 + "</p>"
+    for reference in ("&#27;", "&#x1B;", "&#x1b", "&#12;", "&#0000027;", "&#1;", "&#65535;"):
+        html = (
+            f"<html><head><title>Walk{reference}s</title></head><body><article>"
+            f"<h1>Harbour</h1>{walk}<p>Esc{reference}[2J here.</p>{walk}</article></body></html>"
+        )
+        page = extract_page(
+            FetchedPage(url="http://x.test/", final_url="http://x.test/", body=html)
+        )
+        assert page.error is None, reference
+        assert "Esc[2J here." in page.text
+        assert page.title == "Walks"
+    # Other references are left to the parser: C1 ones are Windows-1252 characters in HTML.
+    kept = extract_page(
+        FetchedPage(
+            url="http://x.test/",
+            final_url="http://x.test/",
+            body=html.replace("Esc", "&#x85;&amp;"),
+        )
+    )
+    assert "…&[2J here." in kept.text
