@@ -30,6 +30,17 @@ def strip_control(text: str) -> str:
     return _INVISIBLE_FORMATTING.sub("", text)
 
 
+# Strings the chat model's tokenizer turns into control tokens even inside plain text:
+# Phi-3's "<|end|>", "<|user|>", "<|endoftext|>" and the like, and Llama's "<s>", "</s>"
+# and "<unk>". Page text carrying one could end the user's turn or fake a chat role.
+_SPECIAL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>|</?s>|<unk>")
+
+
+def neutralize_special_tokens(text: str) -> str:
+    """Replace special-token strings with a space, for untrusted text going into a prompt."""
+    return _SPECIAL_TOKEN.sub(" ", text)
+
+
 def one_line(text: str, limit: int = 300) -> str:
     """Collapse text to a single, control-free line of at most ``limit`` characters."""
     flat = " ".join(strip_control(text).split())

@@ -69,3 +69,20 @@ def test_a_control_character_reference_does_not_cost_the_page() -> None:
         )
     )
     assert "…&[2J here." in kept.text
+
+
+def test_special_token_strings_in_page_text_never_reach_the_tokenizer_as_tokens() -> None:
+    from tiny_phi3 import build_tokenizer
+
+    from phichat.retrieval.pack import clean_passage, clean_title
+    from phichat.textsafe import neutralize_special_tokens
+
+    tokenizer = build_tokenizer()
+    special = set(tokenizer.all_special_ids)
+    page = "Use <s>bold</s> markup, <unk> words, <|user|> turns and <|end|> tags. <|endoftext|>"
+    assert special & set(tokenizer(page, add_special_tokens=False)["input_ids"])  # the danger
+    for cleaned in (neutralize_special_tokens(page), clean_passage(page), clean_title(page)):
+        ids = tokenizer(cleaned, add_special_tokens=False)["input_ids"]
+        assert not special & set(ids), cleaned
+    assert neutralize_special_tokens("a<s>b") == "a b"
+    assert neutralize_special_tokens("<sup>2</sup> and <S> stay") == "<sup>2</sup> and <S> stay"
