@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -147,6 +147,15 @@ def test_an_unexpected_error_is_a_500_with_a_json_error() -> None:
 
 
 # ---- a client that leaves ------------------------------------------------------------------
+def wait_until(condition: Callable[[], bool]) -> None:
+    pause = threading.Event()
+    for _ in range(int(PATIENCE_S / 0.01)):
+        if condition():
+            return
+        pause.wait(0.01)
+    raise AssertionError("the server never got there")
+
+
 def wait_for_line(log: list[str], *markers: str) -> str:
     """The first log line holding any of ``markers``, waiting for it up to PATIENCE_S."""
     done = threading.Event()
@@ -161,9 +170,11 @@ def wait_for_line(log: list[str], *markers: str) -> str:
 def test_a_client_that_leaves_a_whole_answer_stops_its_generation() -> None:
     words = " ".join(f"w{index}" for index in range(400))
     log: list[str] = []
-    with serving(scripted(words, token_delay_s=0.02), log=log) as server:
+    model = scripted(words, token_delay_s=0.02)
+    with serving(model, log=log) as server:
         with connect(server) as sock:
             sock.sendall(request_bytes({**CHAT, "max_tokens": 400}))
+            wait_until(lambda: bool(model.prompts))  # generation has begun
         # Hung up without reading: the answer (8 s of tokens) has nobody to go to.
         line = wait_for_line(log, "client left", "answered")
     assert "client left" in line
@@ -328,3 +339,18 @@ def test_text_far_beyond_the_window_is_refused_without_tokenizing() -> None:
         )
         assert status_of(tokenize) == 400
     assert model.gate_held == []
+
+
+def test_a_client_that_leaves_while_queued_costs_the_model_nothing() -> None:
+    model = scripted(" ".join(f"w{index}" for index in range(40)), token_delay_s=0.02)
+    log: list[str] = []
+    with serving(model, log=log) as server, connect(server) as first:
+        first.sendall(request_bytes({**CHAT, "max_tokens": 40, "stream": True}))
+        assert first.recv(1)  # the first answer is under way and holds the model
+        with connect(server) as second:
+            second.sendall(request_bytes(CHAT))
+        # The second client hung up while waiting; the first one reads its whole answer.
+        read_to_close(first)
+        line = wait_for_line(log, "before its turn", "client left")
+    assert "before its turn" in line
+    assert len(model.prompts) == 1  # only the first request reached the model

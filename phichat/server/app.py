@@ -364,6 +364,11 @@ class ChatHandler(BaseHTTPRequestHandler):
         window = model.context_window
         self._check_text_size(sum(len(message["content"]) for message in request.messages))
         with self.server.gate.turn():
+            with closing(DisconnectProbe(self.connection)) as probe:
+                if probe.client_left():
+                    # A queue of departed clients would otherwise cost a prefill each.
+                    self._log("client left before its turn; nothing generated")
+                    raise ClientGone
             # Tokenized inside the gate: one prompt at a time, never next to a generation.
             prompt_tokens = model.count_tokens(request.messages)
             if prompt_tokens + request.options.max_new_tokens > window:
