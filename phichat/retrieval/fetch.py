@@ -187,23 +187,40 @@ def _request_to(client: httpx.AsyncClient, url: str, address: str | None) -> htt
     )
 
 
+async def _send_to_first_reachable(
+    client: httpx.AsyncClient, url: str, addresses: list[str]
+) -> httpx.Response:
+    """Send the GET to each vetted address in turn, until one accepts the connection.
+
+    A dual-stack site's first address can be unreachable from here (IPv6 on an IPv4-only
+    network); only a failed connect moves on to the next, any later failure is the page's.
+    """
+    import httpx
+
+    targets: list[str | None] = [*addresses] or [None]
+    try:
+        for address in targets[:-1]:
+            with contextlib.suppress(httpx.ConnectError, httpx.ConnectTimeout):
+                return await client.send(_request_to(client, url, address), stream=True)
+        return await client.send(_request_to(client, url, targets[-1]), stream=True)
+    except httpx.TimeoutException:
+        raise PageFailed("timed out") from None
+    except httpx.HTTPError as exc:
+        reason = one_line(str(exc) or type(exc).__name__, 120)
+        raise PageFailed(f"cannot connect: {reason}") from None
+
+
 async def _fetch_one(client: httpx.AsyncClient, url: str, limits: FetchLimits) -> FetchedPage:
     import httpx
 
     current = url
     for _hop in range(limits.max_redirects + 1):
         try:
-            address = await _in_daemon_thread(check_url, current, limits.allow_private)
+            vetted = await _in_daemon_thread(check_url, current, limits.allow_private)
         except UrlRefused as exc:
             raise PageFailed(f"refused: {exc}") from None
-        request = _request_to(client, current, address if isinstance(address, str) else None)
-        try:
-            response = await client.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise PageFailed("timed out") from None
-        except httpx.HTTPError as exc:
-            reason = one_line(str(exc) or type(exc).__name__, 120)
-            raise PageFailed(f"cannot connect: {reason}") from None
+        addresses = vetted if isinstance(vetted, list) else []
+        response = await _send_to_first_reachable(client, current, addresses)
         try:
             if response.status_code in _REDIRECT_CODES and "location" in response.headers:
                 current = urljoin(current, response.headers["location"])

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field, replace
 from phichat.domain import Source, SourcePassage
 from phichat.retrieval.chunk import split_sentences
 from phichat.retrieval.types import PackBudget, Passage
-from phichat.textsafe import one_line, strip_control
+from phichat.textsafe import neutralize_special_tokens, one_line, strip_control
 
-# Page text must not be able to close the fence, end the user turn or fake a chat role:
-# Phi-3's tokenizer turns "<|end|>" typed in plain text into the real special token.
-_SPECIAL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>")
+# Page text must not be able to close the fence, end the user turn or fake a chat role
+# (special-token strings: textsafe.neutralize_special_tokens).
 _FENCE_TAG = re.compile(r"<(/?\s*sources?)\b", re.I)
 _GAP = "\n…\n"
 # A cut passage shorter than this is not worth its source header.
@@ -26,12 +25,12 @@ _MIN_TRIMMED_CHARS = 120
 
 
 def clean_passage(text: str) -> str:
-    text = _SPECIAL_TOKEN.sub(" ", strip_control(text))
+    text = neutralize_special_tokens(strip_control(text))
     return _FENCE_TAG.sub(r"‹\1", text)
 
 
 def clean_title(title: str) -> str:
-    title = _SPECIAL_TOKEN.sub(" ", one_line(title, 150))
+    title = neutralize_special_tokens(one_line(title, 150))
     return _FENCE_TAG.sub(r"‹\1", title).replace('"', "'")
 
 

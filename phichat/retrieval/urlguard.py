@@ -94,29 +94,34 @@ def check_url_syntax(url: str) -> tuple[str, int]:
 
 
 def resolve(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (blocking; run it in a thread)."""
+    """Every address ``host`` resolves to, in the resolver's order (blocking; use a thread).
+
+    The order matters: getaddrinfo puts first what this machine can reach (RFC 6724), so
+    an IPv4-only network gets the IPv4 address of a dual-stack site first.
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UrlRefused(f"cannot resolve {host}: {exc}") from None
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def check_url(url: str, allow_private: bool) -> str | None:
+def check_url(url: str, allow_private: bool) -> list[str]:
     """Refuse non-http(s) URLs, and hosts with any non-public address unless allowed.
 
     Every address the name resolves to is checked, not just the first: a name that
     resolves to one public and one private address could otherwise be steered to the
     private one by the connection logic.
 
-    Returns the vetted address the connection must use for a host name, so that no
-    second lookup (which a hostile DNS server could answer differently: "DNS rebinding")
-    decides where it goes. None means there is nothing to pin: the host is an address
-    already, or private addresses are allowed.
+    Returns the vetted addresses the connection must use for a host name, in the
+    resolver's order (try the next when one cannot be reached), so that no second lookup
+    (which a hostile DNS server could answer differently: "DNS rebinding") decides where
+    it goes. An empty list means there is nothing to pin: the host is an address already,
+    or private addresses are allowed.
     """
     host, port = check_url_syntax(url)
     if allow_private:
-        return None
+        return []
     try:
         literal = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -127,4 +132,4 @@ def check_url(url: str, allow_private: bool) -> str | None:
     for address in addresses:
         if not is_public_address(address):
             raise UrlRefused(f"{host} resolves to a non-public address ({address})")
-    return None if literal is not None else addresses[0]
+    return [] if literal is not None else addresses

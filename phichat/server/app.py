@@ -14,14 +14,17 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
+import selectors
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from phichat.errors import ConfigError, PhichatError
 from phichat.models.base import ChatModel, GenerationOptions, GenerationStats
@@ -32,6 +35,11 @@ from phichat.server.protocol import RequestError
 from phichat.textsafe import one_line
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# Phi-3's longest tokens are 16 characters (runs of spaces); with room to spare for other
+# models' tokenizers, text longer than this per token of the window cannot fit it, and is
+# refused before tokenizing (which takes seconds of CPU for 8 MB).
+MAX_CHARS_PER_TOKEN = 32
+_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,12 @@ class ServeOptions:
     max_waiting: int = 8
     # How long a queued request waits for its turn before it gets a 503.
     queue_timeout_s: float = 600.0
+    # The most a request body may hold; serve never reads more than this from a client.
+    max_body_bytes: int = MAX_BODY_BYTES
+    # A request (its line, headers and body) must have arrived this long after the server
+    # began waiting for it, or the connection is closed: a client dripping a byte at a time
+    # ("slowloris") cannot hold a thread. Also the limit on any single read or write.
+    request_timeout_s: float = 30.0
 
 
 def is_loopback(host: str) -> bool:
@@ -52,6 +66,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _loopback_authority(authority: str) -> bool:
+    """True for "localhost", "127.0.0.1:8000", "[::1]:8000" and the like."""
+    return is_loopback(urlsplit(f"//{authority}").hostname or "")
+
+
+def _loopback_origin(origin: str) -> bool:
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and is_loopback(parts.hostname or "")
 
 
 def check_bind(host: str, api_key: str | None) -> None:
@@ -78,6 +102,11 @@ class ModelGate:
         self._inside = 0  # the request generating plus those waiting for it
         self._max_waiting = max_waiting
         self._timeout_s = timeout_s
+
+    @property
+    def busy(self) -> bool:
+        """True while a request holds the model."""
+        return self._lock.locked()
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -121,18 +150,90 @@ class ChatServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{name}]" if ":" in name else name
         return f"http://{shown}:{port}/v1"
+
+
+class RequestDeadline:
+    """Shuts a connection down unless ``disarm()`` is called within ``seconds``.
+
+    A socket timeout bounds each read, not the request: a client sending one byte every
+    few seconds never trips it. A timer bounds the whole wait instead.
+    """
+
+    def __init__(self, connection: socket.socket, seconds: float) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._armed = True
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self._armed = False
+        # The handler's blocked read then sees end of file and gives up on the request.
+        with suppress(OSError):
+            self._connection.shutdown(socket.SHUT_RDWR)
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._armed = False
+        self._timer.cancel()
 
 
 class ClientGone(Exception):
     """The client closed the connection; generation for it should stop."""
 
 
+class DisconnectProbe:
+    """Tells, without blocking, whether the client has closed its end of the connection.
+
+    A whole (non-streamed) answer writes nothing until it is done, so a write cannot reveal
+    a client that left; the socket can: readable with nothing to read means end of file.
+    A selector rather than select(): it also works for descriptors above 1023.
+    """
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._connection = connection
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(connection, selectors.EVENT_READ)
+
+    def client_left(self) -> bool:
+        if not self._selector.select(timeout=0):
+            return False
+        try:
+            # Readable because of a pipelined next request: the client is still there.
+            return not self._connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self._selector.close()
+
+
 class ChatHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ChatServer
     server_version = "phichat"
+    _response_started = False  # headers are out: an error can no longer be a JSON reply
+    _chunked = True  # a stream's body is sent in chunks (HTTP/1.1) or as is (HTTP/1.0)
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.options.request_timeout_s)  # each read or write
+
+    def handle_one_request(self) -> None:
+        # Armed while waiting for a request (also between kept-alive ones): only the time
+        # to generate the answer is unbounded.
+        self._deadline = RequestDeadline(self.connection, self.server.options.request_timeout_s)
+        try:
+            super().handle_one_request()
+        finally:
+            self._deadline.disarm()
 
     # ---- routing ---------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -148,11 +249,15 @@ class ChatHandler(BaseHTTPRequestHandler):
         )
 
     def _handle(self, routes: dict[str, Callable[[], None]]) -> None:
+        self._response_started = False
         path = self.path.split("?", 1)[0]
         try:
             route = routes.get(path)
             if route is None:
                 raise RequestError(f"no such endpoint: {self.command} {path}", 404, "not_found")
+            if self.command != "POST":
+                self._deadline.disarm()  # the whole request is in: it has no body
+            self._check_browser_access()
             if path != "/health":
                 self._check_key()
             route()
@@ -171,6 +276,42 @@ class ChatHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except PhichatError as exc:
             self._send_json(500, protocol.error_body(str(exc), "server_error", "server_error"))
+        except Exception as exc:
+            # A bug or an input nobody foresaw: the client still gets an answer (or, once a
+            # stream has begun, a closed connection), never a silently dropped socket.
+            self.close_connection = True
+            self._log(f"internal error: {type(exc).__name__}: {exc}")
+            if not self._response_started:
+                failure = f"internal server error ({type(exc).__name__})"
+                self._send_json(500, protocol.error_body(failure, "server_error", "server_error"))
+
+    def _check_browser_access(self) -> None:
+        """Without a key, only this machine's own clients: no foreign web page gets in.
+
+        A keyless server listens on loopback, but a browser on this machine will still send
+        it requests for any web page: a cross-site POST (CSRF), which the browser labels
+        with the page's Origin, or, after DNS rebinding points the page's own name at
+        127.0.0.1, same-origin requests whose Host header still carries that name. With a
+        key set, the key is the guard (a page cannot know it).
+        """
+        if self.server.options.api_key:
+            return
+        host = self.headers.get("Host")
+        if host is not None and not _loopback_authority(host):
+            raise RequestError(
+                f"Host {one_line(host, 80)!r} is not this machine; a server without an API "
+                "key answers only requests addressed to localhost or a loopback address",
+                403,
+                "forbidden_host",
+            )
+        origin = self.headers.get("Origin")
+        if origin is not None and not _loopback_origin(origin):
+            raise RequestError(
+                f"requests from web pages ({one_line(origin, 80)}) are refused by a server "
+                "without an API key",
+                403,
+                "forbidden_origin",
+            )
 
     def _check_key(self) -> None:
         key = self.server.options.api_key
@@ -199,8 +340,10 @@ class ChatHandler(BaseHTTPRequestHandler):
                     {"model": self.server.options.model_id, "messages": body["messages"]},
                     self.server.options.defaults,
                 )
+                self._check_text_size(sum(len(m["content"]) for m in request.messages))
                 count = model.count_tokens(request.messages)
             elif isinstance(body.get("prompt"), str):
+                self._check_text_size(len(body["prompt"]))
                 count = model.count_text_tokens(body["prompt"])
             else:
                 raise RequestError("send 'prompt' (text) or 'messages' (a chat)")
@@ -218,20 +361,38 @@ class ChatHandler(BaseHTTPRequestHandler):
                 "model_not_found",
             )
         model = self.server.model
-        prompt_tokens = model.count_tokens(request.messages)
         window = model.context_window
-        if prompt_tokens + request.options.max_new_tokens > window:
-            raise RequestError(
-                f"the prompt ({prompt_tokens} tokens) plus max_tokens "
-                f"({request.options.max_new_tokens}) exceeds the {window}-token context window",
-                400,
-                "context_length_exceeded",
-            )
+        self._check_text_size(sum(len(message["content"]) for message in request.messages))
         with self.server.gate.turn():
+            with closing(DisconnectProbe(self.connection)) as probe:
+                if probe.client_left():
+                    # A queue of departed clients would otherwise cost a prefill each.
+                    self._log("client left before its turn; nothing generated")
+                    raise ClientGone
+            # Tokenized inside the gate: one prompt at a time, never next to a generation.
+            prompt_tokens = model.count_tokens(request.messages)
+            if prompt_tokens + request.options.max_new_tokens > window:
+                raise RequestError(
+                    f"the prompt ({prompt_tokens} tokens) plus max_tokens "
+                    f"({request.options.max_new_tokens}) exceeds the {window}-token context "
+                    "window",
+                    400,
+                    "context_length_exceeded",
+                )
             if request.stream:
                 self._stream_answer(request, prompt_tokens)
             else:
                 self._whole_answer(request, prompt_tokens)
+
+    def _check_text_size(self, chars: int) -> None:
+        """Refuse, without tokenizing it, text too long for the window whatever its tokens."""
+        window = self.server.model.context_window
+        if chars > window * MAX_CHARS_PER_TOKEN:
+            raise RequestError(
+                f"the text ({chars} characters) cannot fit the {window}-token context window",
+                400,
+                "context_length_exceeded",
+            )
 
     def _generate(
         self, request: protocol.ChatRequest, stop: threading.Event, stats: GenerationStats
@@ -239,9 +400,12 @@ class ChatHandler(BaseHTTPRequestHandler):
         """The model's pieces, cut at the client's own stop sequences."""
         scanner = StopScanner(request.stop)
         pieces = self.server.model.stream(request.messages, request.options, stop, stats)
-        # closing(): leaving early ends the model's stream (and its worker) right here.
-        with closing(pieces):
+        # Leaving early ends the model's stream (and its worker) right here.
+        with _closed_after(pieces), closing(DisconnectProbe(self.connection)) as probe:
             for piece in pieces:
+                if probe.client_left():
+                    stop.set()
+                    raise ClientGone
                 shown = scanner.feed(piece)
                 if shown:
                     yield shown
@@ -255,6 +419,10 @@ class ChatHandler(BaseHTTPRequestHandler):
         stats = GenerationStats()
         try:
             text = "".join(self._generate(request, threading.Event(), stats))
+        except ClientGone:
+            self.close_connection = True
+            self._log(f"client left after {stats.new_tokens} tokens; generation stopped")
+            return
         except PhichatError as exc:
             self._send_json(500, protocol.error_body(str(exc), "server_error", "server_error"))
             return
@@ -266,10 +434,17 @@ class ChatHandler(BaseHTTPRequestHandler):
 
     def _stream_answer(self, request: protocol.ChatRequest, prompt_tokens: int) -> None:
         ident = protocol.completion_id()
+        self._response_started = True
+        # HTTP/1.0 has no chunked encoding: the events go as they are, ended by closing.
+        self._chunked = self.request_version != "HTTP/1.0"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
+        if self._chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
         stop = threading.Event()
         stats = GenerationStats()
@@ -277,7 +452,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         pieces = self._generate(request, stop, stats)
         try:
             send(protocol.chunk(ident, request.model, {"role": "assistant", "content": ""}))
-            with closing(pieces):
+            with _closed_after(pieces):
                 for piece in pieces:
                     send(protocol.chunk(ident, request.model, {"content": piece}))
             finish = _finish_reason(stats, request)
@@ -295,7 +470,8 @@ class ChatHandler(BaseHTTPRequestHandler):
             failure = protocol.error_body(str(exc), "server_error", "server_error")
             self._try_send(encode_event(json.dumps(failure)))
         self._try_send(b"data: [DONE]\n\n")
-        self._try_send(b"")  # the last chunk of a chunked body
+        if self._chunked:
+            self._try_send(b"")  # the last chunk of a chunked body
         self._log_turn(stats)
 
     # ---- plumbing --------------------------------------------------------------------
@@ -303,14 +479,18 @@ class ChatHandler(BaseHTTPRequestHandler):
         length_header = self.headers.get("Content-Length")
         if length_header is None:
             raise RequestError("the request needs a Content-Length", 411, "length_required")
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise RequestError("Content-Length is not a number") from None
-        if length > MAX_BODY_BYTES:
+        # Digits only: int() also takes "-1" (and rfile.read(-1) reads to EOF, unbounded),
+        # "+5" and "1_000".
+        if not _DIGITS.fullmatch(length_header.strip()):
+            raise RequestError("Content-Length must be a whole number of bytes")
+        length = int(length_header)
+        if length > self.server.options.max_body_bytes:
             self.close_connection = True
             raise RequestError("the request body is too large", 413, "too_large")
         raw = self.rfile.read(length)
+        self._deadline.disarm()
+        if len(raw) < length:
+            raise RequestError("the request body ended before Content-Length bytes arrived")
         try:
             body = json.loads(raw)
         except ValueError:
@@ -322,7 +502,8 @@ class ChatHandler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
+        # "replace": a lone surrogate echoed from a request must not fail the reply itself.
+        data = json.dumps(body, ensure_ascii=False).encode(errors="replace")
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -341,7 +522,8 @@ class ChatHandler(BaseHTTPRequestHandler):
 
     def _write_chunk(self, data: bytes) -> None:
         try:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            framed = f"{len(data):x}\r\n".encode() + data + b"\r\n" if self._chunked else data
+            self.wfile.write(framed)
             self.wfile.flush()
         except OSError as exc:  # BrokenPipe, ConnectionReset: the client went away
             raise ClientGone from exc
@@ -365,6 +547,17 @@ class ChatHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # The request line is client-controlled text: one_line strips control characters.
         self._log(format % args)
+
+
+@contextmanager
+def _closed_after(pieces: Iterator[str]) -> Iterator[None]:
+    """closing() for a stream typed as a plain iterator (a generator has close())."""
+    try:
+        yield
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
 
 
 def _finish_reason(stats: GenerationStats, request: protocol.ChatRequest) -> str:

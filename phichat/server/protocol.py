@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phichat.models.base import ChatMessage, GenerationOptions
+from phichat.textsafe import has_lone_surrogates
 
 ROLES = ("system", "user", "assistant")
 MAX_STOP_SEQUENCES = 4
@@ -62,8 +63,8 @@ def parse_chat_request(body: Any, defaults: GenerationOptions) -> ChatRequest:
         model=model,
         messages=messages,
         options=options,
-        stream=bool(body.get("stream", False)),
-        include_usage=bool(stream_options.get("include_usage", False)),
+        stream=_flag(body, "stream"),
+        include_usage=_flag(stream_options, "include_usage", "'stream_options.include_usage'"),
         stop=_stops(body.get("stop")),
     )
 
@@ -80,7 +81,10 @@ def _messages(raw: Any) -> list[ChatMessage]:
             role = "system"
         if role not in ROLES:
             raise RequestError(f"message {number} has role {role!r}; expected one of {ROLES}")
-        messages.append({"role": role, "content": _content(message.get("content"), number)})
+        content = _content(message.get("content"), number)
+        if has_lone_surrogates(content):
+            raise RequestError(f"message {number} is not valid Unicode (it has a lone surrogate)")
+        messages.append({"role": role, "content": content})
     return messages
 
 
@@ -116,6 +120,16 @@ def _number(body: dict[str, Any], name: str, default: float, low: float, high: f
     return float(raw)
 
 
+def _flag(body: dict[str, Any], name: str, shown: str = "") -> bool:
+    """A JSON boolean; bool() would read the string "false" as true."""
+    raw = body.get(name)
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise RequestError(f"{shown or repr(name)} must be true or false")
+    return raw
+
+
 def _stops(raw: Any) -> list[str]:
     if raw is None:
         return []
@@ -124,6 +138,8 @@ def _stops(raw: Any) -> list[str]:
         raise RequestError("'stop' must be a string or a list of strings")
     if len(stops) > MAX_STOP_SEQUENCES:
         raise RequestError(f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences")
+    if any(has_lone_surrogates(s) for s in stops):
+        raise RequestError("'stop' is not valid Unicode (it has a lone surrogate)")
     return [s for s in stops if s]
 
 

@@ -8,7 +8,7 @@ from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
-from phichat.textsafe import clean_surrogates
+from phichat.textsafe import replace_lone_surrogates
 from phichat.ui.keys import bindings
 from phichat.ui.pastesafe import clean_paste
 
@@ -47,7 +47,7 @@ class Composer(TextArea):
         self.call_later(self._submit)
 
     def _submit(self) -> None:
-        text = clean_surrogates(self.text).strip()
+        text = replace_lone_surrogates(self.text).strip()
         if not text:
             return
         if self._held is not None:
