@@ -10,6 +10,7 @@ rather than the run. The 64-wide tiny model never reaches those kernels.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import platform
@@ -277,3 +278,25 @@ def test_gguf_file_is_a_flag(tmp_path: Path) -> None:
     args = build_parser().parse_args(["ask", "--backend", "gguf", "--gguf-file", path, "hi"])
     settings = settings_from_args(args)
     assert settings.backend == "gguf" and settings.gguf_file == path
+
+
+def test_a_stop_cuts_the_prefill_short_and_the_cache_stays_exact(tiny_gguf: Path) -> None:
+    pytest.importorskip("llama_cpp", reason=NEEDS_LLAMA)
+    out = io.StringIO()
+    worker = Worker(out)
+    worker._load({"path": str(tiny_gguf), "n_ctx": 512, "threads": 1})
+    llm = worker._llm
+    tokens = list(llm.tokenize(b"Belize City harbour trains " * 20, add_bos=False))
+    greedy = {"temp": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
+    worker._stopped.add(7)  # the stop arrived before the prefill began
+    worker._generate({"id": 7, "tokens": tokens, "sampling": greedy, "budget": 5})
+    # llama.cpp's abort callback ended the evaluation before its first batch finished.
+    assert llm.n_tokens == 0
+    worker._generate({"id": 8, "tokens": tokens, "sampling": greedy, "budget": 5})
+    replies = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r for r in replies if r["id"] == 7] == [{"id": 7, "end": True, "rest": "", "reused": 0}]
+    answer = "".join(r.get("text", "") + r.get("rest", "") for r in replies if r["id"] == 8)
+    llm.reset()
+    cold = bytes(llm.detokenize(list(itertools.islice(llm.generate(tokens, **greedy), 5))))
+    assert answer == cold.decode("utf-8", errors="replace")
+    llm.close()

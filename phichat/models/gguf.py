@@ -261,8 +261,8 @@ class GGUFModel:
         The prompt is evaluated before the first token (llama.cpp's prefill), reusing the
         cache of the previous turn's shared prefix, so a follow-up question only pays for
         its new tokens. That cache lives in the worker process, across turns. A stop
-        during prefill returns at once; the worker finishes the step on its own, and the
-        next generation waits for it there.
+        returns at once, even during the prefill; the worker then cuts the prefill short
+        through llama.cpp's abort callback, and the next generation waits for it there.
         """
         stats = stats if stats is not None else GenerationStats()
         tokens = self.encode(messages)

@@ -103,6 +103,31 @@ def model_params_without_extra_buffers(bindings: Any) -> Iterator[None]:
         bindings.llama_model_default_params = original
 
 
+def open_llama(path: str, *, n_ctx: int, threads: int, allow_amx: bool = False) -> Any:
+    """``llama_cpp.Llama`` for ``path`` as phichat runs it: the AMX guard applied.
+
+    The benchmarks call this too, so that llama.cpp's raw speed is measured with the
+    kernels phichat uses.
+    """
+    import llama_cpp
+
+    system_info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    guard = (
+        contextlib.nullcontext()
+        if keep_extra_buffers(system_info, allow_amx)
+        else model_params_without_extra_buffers(llama_cpp.llama_cpp)
+    )
+    with guard:
+        return llama_cpp.Llama(
+            model_path=path,
+            n_ctx=n_ctx,
+            n_batch=512,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+
+
 class Worker:
     def __init__(self, out: IO[str]) -> None:
         self._out = out
@@ -113,6 +138,8 @@ class Worker:
         self._stopped: set[int] = set()
         self._reused: int | None = None
         self._closing = False
+        self._current: int | None = None  # the generation running now
+        self._abort_callback: Any = None
         self.jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -173,26 +200,17 @@ class Worker:
 
         self._log.install(llama_cpp)
         system_info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
-        extra = keep_extra_buffers(system_info, bool(request.get("allow_amx")))
-        guard = (
-            contextlib.nullcontext()
-            if extra
-            else model_params_without_extra_buffers(llama_cpp.llama_cpp)
-        )
         try:
-            with guard:
-                llm = llama_cpp.Llama(
-                    model_path=str(request["path"]),
-                    n_ctx=int(request["n_ctx"]),
-                    n_batch=512,
-                    n_threads=int(request["threads"]),
-                    n_threads_batch=int(request["threads"]),
-                    verbose=False,
-                )
+            llm = open_llama(
+                str(request["path"]),
+                n_ctx=int(request["n_ctx"]),
+                threads=int(request["threads"]),
+                allow_amx=bool(request.get("allow_amx")),
+            )
         except (ValueError, RuntimeError, OSError) as exc:
             detail = self._log.errors[-1] if self._log.errors else _first_line(exc)
             return {"error": detail}
-        self._watch_prefix(llm)
+        self._watch_prefill(llm, llama_cpp)
         metadata = {str(k): str(v) for k, v in dict(llm.metadata).items()}
         self._strip_first_space = metadata.get("tokenizer.ggml.model") == "llama"
         self._llm = llm
@@ -209,19 +227,39 @@ class Worker:
             }
         }
 
-    def _watch_prefix(self, llm: Any) -> None:
-        """Note how many prompt tokens ``generate`` kept from the cache.
+    def _watch_prefill(self, llm: Any, llama_cpp: Any) -> None:
+        """Note how many prompt tokens ``generate`` kept from the cache, and let a stop cut
+        the prefill short.
 
         ``Llama.generate`` trims its cache to the longest common prefix of the new prompt
         and the tokens it evaluated last, then evaluates the rest: when that first
         evaluation starts, ``n_tokens`` is exactly the number of reused tokens.
+
+        During that evaluation llama.cpp asks an abort callback between graph nodes, so a
+        stop ends a long prefill within a fraction of a second. A cut batch is not counted
+        in ``n_tokens``, and every evaluation first drops the cache past ``n_tokens``, so
+        the next prompt still reuses exactly what was evaluated. The callback is only set
+        for the prefill: per token it would cost a Python call per graph node.
         """
         evaluate = llm.eval
+        context = llm._ctx.ctx
+
+        @llama_cpp.ggml_abort_callback  # type: ignore[untyped-decorator]
+        def should_abort(_data: ctypes.c_void_p) -> bool:
+            return self._current in self._stopped or self._closing
+
+        self._abort_callback = should_abort  # llama.cpp holds a pointer to it
 
         def eval_noting_the_prefix(tokens: Any) -> None:
-            if self._reused is None:
-                self._reused = int(llm.n_tokens)
-            evaluate(tokens)
+            if self._reused is not None:
+                evaluate(tokens)
+                return
+            self._reused = int(llm.n_tokens)
+            llama_cpp.llama_set_abort_callback(context, should_abort, None)
+            try:
+                evaluate(tokens)
+            finally:
+                llama_cpp.llama_set_abort_callback(context, ggml_no_abort(llama_cpp), None)
 
         llm.eval = eval_noting_the_prefix
 
@@ -239,6 +277,7 @@ class Worker:
         # UTF-8 characters can span tokens: the decoder holds a partial one back.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._reused = None
+        self._current = ident
         count = 0
         rest = ""
         generator = llm.generate(list(request["tokens"]), reset=True, **request["sampling"])
@@ -258,12 +297,19 @@ class Worker:
             if ident not in self._stopped:
                 rest = decoder.decode(b"", final=True)
         except (RuntimeError, ValueError) as exc:
-            self.send({"id": ident, "error": _first_line(exc)})
-            return
+            if ident not in self._stopped:  # else: the prefill was cut short on purpose
+                self.send({"id": ident, "error": _first_line(exc)})
+                return
         finally:
             generator.close()
             self._stopped.discard(ident)
+            self._current = None
         self.send({"id": ident, "end": True, "rest": rest, "reused": self._reused or 0})
+
+
+def ggml_no_abort(llama_cpp: Any) -> Any:
+    """A null abort callback (llama.cpp then never asks)."""
+    return llama_cpp.ggml_abort_callback()
 
 
 def _token_text(llm: Any, token: int) -> str:
