@@ -117,7 +117,8 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, object]:
     )
     model.load()
     load_s = time.perf_counter() - started
-    load_peak = peak_rss_gb()
+    # llama.cpp runs in phichat's worker process: count its peak with this process's.
+    load_peak = peak_rss_gb() + (model.worker_peak_memory_bytes() or 0) / 1e9
     # Random weights pick stop tokens as readily as any other; ignore them here so that
     # every run decodes the same number of tokens.
     model._stop_ids = set()
@@ -129,7 +130,7 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, object]:
     options = GenerationOptions(max_new_tokens=args.decode_tokens)
     for _ in model.stream(messages, options, threading.Event(), stats):  # type: ignore[arg-type]
         pass
-    generation_peak = peak_rss_gb()
+    generation_peak = peak_rss_gb() + (model.worker_peak_memory_bytes() or 0) / 1e9
 
     model.close()  # the worker's copy of the weights goes before the raw measurement
     from phichat.models.llama_worker import open_llama
@@ -141,7 +142,7 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, object]:
         prefill[length] = llama_eval_tps(llm, ids)
     llm.close()
 
-    peak = peak_rss_gb()
+    peak = max(generation_peak, peak_rss_gb())
     return {
         "variant": model.describe()["dtype"] + (" AMX" if args.allow_amx else ""),
         "threads": args.threads,

@@ -171,6 +171,11 @@ class GGUFModel:
         self.metadata = metadata
         self.kernels = {key: ready[key] for key in ("amx_built", "extra_buffers", "weight_buffers")}
 
+    def worker_peak_memory_bytes(self) -> int | None:
+        """The llama.cpp worker's peak resident memory (for benchmarks), None where unknown."""
+        worker = self._worker
+        return worker.peak_memory_bytes() if worker is not None else None
+
     def _discard_worker(self) -> None:
         if self._worker is not None:
             self._worker.close()

@@ -90,6 +90,17 @@ class LlamaProcess:
     def pid(self) -> int:
         return self._popen.pid
 
+    def peak_memory_bytes(self) -> int | None:
+        """The worker's peak resident memory so far (Linux's VmHWM), or None where unknown."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return None
+
     @property
     def alive(self) -> bool:
         return not self._dead and self._popen.poll() is None

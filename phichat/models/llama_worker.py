@@ -67,7 +67,6 @@ class LlamaLog:
         self.callback: Any = None  # the ctypes callback; llama.cpp holds a pointer to it
 
     def install(self, llama_cpp: Any) -> None:
-        @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
         def on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
             line = text.decode("utf-8", errors="replace")
             found = _MODEL_BUFFER.search(line)
@@ -77,8 +76,8 @@ class LlamaLog:
                 self.errors = [*self.errors[-4:], line.strip()]
                 print(line, end="", file=sys.stderr, flush=True)
 
-        self.callback = on_log
-        llama_cpp.llama_log_set(on_log, ctypes.c_void_p(0))
+        self.callback = llama_cpp.llama_log_callback(on_log)
+        llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
 
 
 @contextlib.contextmanager
@@ -244,10 +243,10 @@ class Worker:
         evaluate = llm.eval
         context = llm._ctx.ctx
 
-        @llama_cpp.ggml_abort_callback  # type: ignore[untyped-decorator]
-        def should_abort(_data: ctypes.c_void_p) -> bool:
+        def stopped(_data: ctypes.c_void_p) -> bool:
             return self._current in self._stopped or self._closing
 
+        should_abort = llama_cpp.ggml_abort_callback(stopped)
         self._abort_callback = should_abort  # llama.cpp holds a pointer to it
 
         def eval_noting_the_prefix(tokens: Any) -> None:
