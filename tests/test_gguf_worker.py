@@ -300,3 +300,37 @@ def test_a_stop_cuts_the_prefill_short_and_the_cache_stays_exact(tiny_gguf: Path
     cold = bytes(llm.detokenize(list(itertools.islice(llm.generate(tokens, **greedy), 5))))
     assert answer == cold.decode("utf-8", errors="replace")
     llm.close()
+
+
+class CrashingOnce(GGUFModel):
+    """The tiny GGUF model, whose llama.cpp worker segfaults after its first answer piece."""
+
+    crashed = False
+
+    def stream(self, messages, options, stop, stats=None):  # type: ignore[no-untyped-def]
+        for piece in super().stream(messages, options, stop, stats):
+            yield piece
+            if not self.crashed:
+                self.crashed = True
+                os.kill(self._worker.pid, signal.SIGSEGV)  # type: ignore[union-attr]
+
+
+async def test_the_app_says_llama_cpp_crashed_and_carries_on(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("llama_cpp", reason=NEEDS_LLAMA)
+    from ui_support import make_app, send
+
+    model = CrashingOnce(str(tiny_gguf), threads=1)
+    app = make_app(tmp_path, model=model, max_new_tokens=40)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await send(pilot, app, "Plan a day in Belize City.")
+        crashed = app.conversation.messages[-1]
+        assert crashed.role == "assistant" and crashed.text
+        assert crashed.error is not None
+        assert crashed.error.startswith("llama.cpp crashed (SIGSEGV) while answering")
+        assert app.is_running
+        await send(pilot, app, "And the next day?")
+        answer = app.conversation.messages[-1]
+        assert answer.role == "assistant" and answer.error is None and answer.text
+    model.close()
