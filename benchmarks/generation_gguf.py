@@ -13,6 +13,10 @@ figures badly.
     python benchmarks/generation_gguf.py --compare              # all four, Phi-3-mini shape
     python benchmarks/generation_gguf.py --compare --shape small  # a quick 4-layer check
     python benchmarks/generation_gguf.py --quant Q4_K_M         # one GGUF variant
+    python benchmarks/generation_gguf.py --quant Q4_0 --allow-amx  # AMX kernels (AMX CPUs)
+
+Other benchmarks get their random GGUF files from ``quantized_gguf`` and llama.cpp's raw
+speed from ``llama_eval_tps`` here.
 
 Disk: the mini shape needs about 7.6 GB (bf16 folder) + 7.6 GB (f16 GGUF) + 4.1 GB (Q8_0)
 + 2.4 GB (Q4_K_M) under .bench/. Needs llama-cpp-python (``pip install 'phichat[gguf]'``)
@@ -29,6 +33,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -36,8 +41,9 @@ sys.path.insert(0, str(ROOT / "tests"))  # the GGUF writer and the test tokenize
 sys.path.insert(0, str(HERE))
 
 from generation import bandwidth_figures, build_folder, peak_rss_gb  # noqa: E402
+from phi3_gguf import QUANT_TYPES, quantize_gguf, write_phi3_gguf  # noqa: E402
 
-QUANTS = {"Q4_K_M": 15, "Q8_0": 7}  # llama.cpp's LLAMA_FTYPE_MOSTLY_* values
+QUANTS = ("Q4_K_M", "Q8_0")  # the variants --compare measures
 
 
 def ensure_folder(shape: str, bench: Path) -> Path:
@@ -49,29 +55,49 @@ def ensure_folder(shape: str, bench: Path) -> Path:
     return folder
 
 
+def quantized_gguf(folder: Path, quant: str) -> Path:
+    """``folder`` (a random transformers Phi-3) as a ``quant`` GGUF file beside it.
+
+    The shared way to get a random-weight GGUF for benchmarks: the f16 conversion
+    (``<folder>-f16.gguf``, streamed one matrix at a time) and the quantized file
+    (``<folder>-<quant>.gguf``) are kept and reused. For the Phi-3-mini shape that is
+    7.6 GB + 2.4 GB (Q4_K_M) of disk and a few minutes: run it under
+    ``flock /tmp/phichat-heavy.lock`` on a shared machine.
+    """
+    if quant not in QUANT_TYPES:
+        raise SystemExit(f"unknown quantization {quant}; one of {', '.join(QUANT_TYPES)}")
+    f16 = folder.with_name(f"{folder.name}-f16.gguf")
+    if not f16.exists():
+        print(f"converting to {f16} …", file=sys.stderr)
+        partial = f16.with_name(f16.name + ".partial")
+        write_phi3_gguf(folder, partial, half=True)
+        partial.rename(f16)
+    target = folder.with_name(f"{folder.name}-{quant}.gguf")
+    if not target.exists():
+        print(f"quantizing to {target} …", file=sys.stderr)
+        quantize_gguf(f16, target, quant)
+    return target
+
+
 def ensure_gguf(shape: str, quant: str, bench: Path) -> Path:
     """The random model as a quantized GGUF, building what is missing along the way."""
-    folder = ensure_folder(shape, bench)
-    f16 = bench / f"phi3-{shape}-random-f16.gguf"
-    if not f16.exists():
-        from phi3_gguf import write_phi3_gguf
+    return quantized_gguf(ensure_folder(shape, bench), quant)
 
-        print(f"converting to {f16} …", file=sys.stderr)
-        write_phi3_gguf(folder, f16.with_suffix(".partial"), half=True)
-        f16.with_suffix(".partial").rename(f16)
-    target = bench / f"phi3-{shape}-random-{quant}.gguf"
-    if not target.exists():
-        import llama_cpp
 
-        print(f"quantizing to {target} …", file=sys.stderr)
-        params = llama_cpp.llama_model_quantize_default_params()
-        params.ftype = QUANTS[quant]
-        params.nthread = os.cpu_count() or 1
-        partial = target.with_suffix(".partial")
-        if llama_cpp.llama_model_quantize(str(f16).encode(), str(partial).encode(), params) != 0:
-            raise SystemExit(f"llama.cpp could not quantize {f16} to {quant}")
-        partial.rename(target)
-    return target
+def llama_eval_tps(llm: Any, tokens: list[int], *, warmup: int = 16) -> float:
+    """Raw llama.cpp speed on ``tokens``: one cold ``Llama.eval`` of them, in tokens/s.
+
+    ``llm`` comes from ``phichat.models.llama_worker.open_llama`` (phichat's kernels, the
+    AMX guard included). Its cache is reset before and after; a short eval warms it up.
+    """
+    llm.reset()
+    llm.eval(tokens[:warmup])
+    llm.reset()
+    begun = time.perf_counter()
+    llm.eval(tokens)
+    elapsed = time.perf_counter() - begun
+    llm.reset()
+    return len(tokens) / elapsed
 
 
 def tensor_bytes(path: Path) -> int:
@@ -86,10 +112,13 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, object]:
 
     weight_bytes = tensor_bytes(path)
     started = time.perf_counter()
-    model = GGUFModel(str(path), threads=args.threads, context_window=args.window)
+    model = GGUFModel(
+        str(path), threads=args.threads, context_window=args.window, allow_amx=args.allow_amx
+    )
     model.load()
     load_s = time.perf_counter() - started
-    load_peak = peak_rss_gb()
+    # llama.cpp runs in phichat's worker process: count its peak with this process's.
+    load_peak = peak_rss_gb() + (model.worker_peak_memory_bytes() or 0) / 1e9
     # Random weights pick stop tokens as readily as any other; ignore them here so that
     # every run decodes the same number of tokens.
     model._stop_ids = set()
@@ -101,23 +130,21 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, object]:
     options = GenerationOptions(max_new_tokens=args.decode_tokens)
     for _ in model.stream(messages, options, threading.Event(), stats):  # type: ignore[arg-type]
         pass
-    generation_peak = peak_rss_gb()
+    generation_peak = peak_rss_gb() + (model.worker_peak_memory_bytes() or 0) / 1e9
 
-    llm = model._llm
+    model.close()  # the worker's copy of the weights goes before the raw measurement
+    from phichat.models.llama_worker import open_llama
+
+    llm = open_llama(str(path), n_ctx=args.window, threads=args.threads, allow_amx=args.allow_amx)
     prefill = {}
     for length in args.prefill:
         ids = [100 + (i * 7919) % 300 for i in range(length)]
-        llm.reset()
-        llm.eval(ids[:16])  # warm-up at a small size
-        llm.reset()
-        begun = time.perf_counter()
-        llm.eval(ids)
-        prefill[length] = length / (time.perf_counter() - begun)
-    llm.reset()
+        prefill[length] = llama_eval_tps(llm, ids)
+    llm.close()
 
-    peak = peak_rss_gb()
+    peak = max(generation_peak, peak_rss_gb())
     return {
-        "variant": model.describe()["dtype"],
+        "variant": model.describe()["dtype"] + (" AMX" if args.allow_amx else ""),
         "threads": args.threads,
         "weights_gb": weight_bytes / 1e9,
         "load_s": load_s,
@@ -199,6 +226,7 @@ def child_flags(args: argparse.Namespace) -> list[str]:
         str(args.decode_context),
         "--prefill",
         *map(str, args.prefill),
+        *(["--allow-amx"] if args.allow_amx else []),
     ]
 
 
@@ -244,7 +272,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=("mini", "small"), default="mini")
     parser.add_argument("--compare", action="store_true", help="bf16, fp32, Q4_K_M and Q8_0")
-    parser.add_argument("--quant", choices=sorted(QUANTS), action="append", default=None)
+    parser.add_argument("--quant", choices=sorted(QUANT_TYPES), action="append", default=None)
     parser.add_argument("--threads", type=int, default=None, help="default: every usable core")
     parser.add_argument("--window", type=int, default=4096)
     parser.add_argument("--prefill", type=int, nargs="+", default=[256, 1024, 3000])
@@ -252,9 +280,15 @@ def main() -> int:
     parser.add_argument("--decode-context", type=int, default=256)
     parser.add_argument("--bench", type=Path, default=ROOT / ".bench", help="work folder")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument(
+        "--allow-amx",
+        action="store_true",
+        help="let llama.cpp use its AMX kernels (off in phichat: they crash on Q4_K, "
+        "llama.cpp#20824); to measure Q4_0 or Q8_0 with them on an AMX CPU",
+    )
     parser.add_argument("--measure-only", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--prepare", choices=["folder", *sorted(QUANTS)], default=None, help=argparse.SUPPRESS
+        "--prepare", choices=["folder", *sorted(QUANT_TYPES)], default=None, help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -93,6 +93,45 @@ def write_phi3_gguf(
     return out
 
 
+# llama.cpp's LLAMA_FTYPE_MOSTLY_* values for the quantizations phichat's tests and
+# benchmarks make.
+QUANT_TYPES = {"Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15}
+
+
+def quantize_gguf(source: Path, out: Path, quant: str, *, threads: int | None = None) -> Path:
+    """Quantize a GGUF file with llama.cpp's own quantizer (llama_model_quantize).
+
+    It only converts weights (no matrix products run), so it is safe in the calling process.
+    The file appears at ``out`` only once complete.
+    """
+    import os
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = QUANT_TYPES[quant]
+    params.nthread = threads or os.cpu_count() or 1
+    partial = out.with_name(out.name + ".partial")
+    if llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params) != 0:
+        raise RuntimeError(f"llama.cpp could not quantize {source} to {quant}")
+    partial.rename(out)
+    return out
+
+
+def write_quantized_phi3_gguf(folder: Path, out: Path, quant: str = "Q4_K_M") -> Path:
+    """Convert a transformers Phi-3 folder straight to a quantized GGUF file at ``out``.
+
+    The f16 file in between is deleted. Q4_K needs rows of a multiple of 256 values, so the
+    model must be at least that wide (llama.cpp falls back to other types otherwise).
+    """
+    half = out.with_name(out.name + ".f16.partial")
+    try:
+        write_phi3_gguf(folder, half, half=True)
+        return quantize_gguf(half, out, quant)
+    finally:
+        half.unlink(missing_ok=True)
+
+
 def _rope_theta(config: dict[str, Any]) -> float:
     # transformers 5 keeps it under rope_parameters; v4-style configs have it at the top.
     parameters = config.get("rope_parameters") or {}

@@ -166,5 +166,5 @@ def test_a_phi3_file_without_a_template_gets_phi3s_format(tiny_phi3_path, tmp_pa
     bare = write_phi3_gguf(tiny_phi3_path, tmp_path / "bare.gguf", chat_template=False)
     model = GGUFModel(str(bare), threads=1)
     model.load()
-    assert "tokenizer.chat_template" not in model._llm.metadata
+    assert "tokenizer.chat_template" not in model.metadata
     assert model.encode(MESSAGES) == tiny_phi3._encode(MESSAGES)["input_ids"][0].tolist()

@@ -77,6 +77,9 @@ def build_tiny_phi3(
     long_rope: bool = False,
     eager_stop: str | None = None,
     seed: int = 0,
+    hidden: int = 64,
+    intermediate: int = 128,
+    heads: int = 4,
 ) -> Path:
     """Save a tiny Phi-3 in ``folder``.
 
@@ -85,18 +88,19 @@ def build_tiny_phi3(
     others: special tokens get a large negative weight there (so random text never ends
     by chance and always decodes to visible text), and ``eager_stop`` names one stop
     token that instead wins every step.
-    ``long_rope`` gives the config the 128k model's LongRoPE scaling.
+    ``long_rope`` gives the config the 128k model's LongRoPE scaling. ``hidden``,
+    ``intermediate`` and ``heads`` widen it (the gguf crash test needs rows of 512).
     """
     import torch
     from transformers import Phi3Config, Phi3ForCausalLM
 
     torch.manual_seed(seed)
     tokenizer = build_tokenizer()
-    hidden, layers, heads = 64, 2, 4
+    layers = 2
     config = Phi3Config(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
-        intermediate_size=128,
+        intermediate_size=intermediate,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=heads,

@@ -13,6 +13,7 @@ _SETTING_FLAGS = (
     "base_url",
     "api_model",
     "model",
+    "gguf_file",
     "device",
     "dtype",
     "max_new_tokens",
@@ -47,6 +48,9 @@ def add_model_flags(parser: argparse.ArgumentParser, *, on_subcommand: bool = Fa
     )
     group.add_argument("--api-model", metavar="NAME", help="model name to ask the server for")
     group.add_argument("--model", metavar="ID_OR_PATH", help="Hugging Face id or local folder")
+    group.add_argument(
+        "--gguf-file", metavar="PATH", help="the .gguf file to run (with --backend gguf)"
+    )
     group.add_argument("--device", help="auto, cuda, mps or cpu")
     group.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
     group.add_argument("--max-new-tokens", metavar="N", help="longest answer, in tokens")

@@ -3,15 +3,19 @@
 Why: on a CPU, decoding reads every weight once per token, so a 4-bit file (about 2.2 GB
 for Phi-3-mini) decodes several times faster than bf16 (7.6 GB) on the same memory bus.
 
+llama.cpp runs in a worker process (``llama_worker``), as Ollama and LM Studio run it: a
+native crash there becomes a one-line error here, and the next message starts a fresh
+worker. The worker applies the AMX guard (llama.cpp#20824) when it loads the file.
+
 The chat template comes from the file's own metadata (``tokenizer.chat_template``), and is
 rendered here, in a sandbox, so that token counting and generation see the same prompt.
-Stop tokens are Phi-3's, as in the transformers backend. llama_cpp is imported in
-``load()``: it is optional, and importing this module must stay cheap.
+Stop tokens are Phi-3's, as in the transformers backend. This process never imports
+llama_cpp: it is optional, and importing this module must stay cheap.
 """
 
 from __future__ import annotations
 
-import codecs
+import importlib.util
 import os
 import threading
 import time
@@ -21,12 +25,16 @@ from typing import Any
 from phichat.errors import ModelNotAvailable, PhichatError
 from phichat.models.base import ChatMessage, GenerationOptions, GenerationStats, ProgressCallback
 from phichat.models.hub import GGUF_FILE, GGUF_REPO, resolve_gguf_file
+from phichat.models.llama_process import LlamaProcess, WorkerDied
 from phichat.models.phi3 import STOP_TOKENS
 
 # llama.cpp allocates the whole attention cache up front, so the window is not simply the
 # file's training length (131,072 for the 128k model would take many GB): it is the
 # context_window setting, else this, never more than the file was trained for.
 DEFAULT_CONTEXT_WINDOW = 4096
+
+# How often a streaming answer looks at its stop event while waiting on the worker.
+STOP_POLL_S = 0.05
 
 # Phi-3's chat format, for a phi3 file converted without its template: every turn is
 # "<|role|>\n{content}<|end|>\n", and the answer starts after "<|assistant|>\n".
@@ -60,26 +68,38 @@ def default_threads() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
+def llama_cpp_installed() -> bool:
+    """Whether the worker could import llama_cpp (checked here without importing it)."""
+    try:
+        return importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 class GGUFModel:
     def __init__(
         self,
         gguf_file: str | None = None,
         threads: int | None = None,
         context_window: int | None = None,
+        allow_amx: bool = False,
     ) -> None:
         self._file = gguf_file
         self.name = gguf_file or f"{GGUF_REPO}/{GGUF_FILE}"
         self._threads = threads or default_threads()
         self._window_request = context_window
+        self._allow_amx = allow_amx
         self._window = 0
-        self._llm: Any = None
+        self._worker: LlamaProcess | None = None
+        self._ever_loaded = False
         self._template: Any = None
         self._bos = ""
         self._eos = ""
         self._add_bos = False
-        self._strip_first_space = False
         self._stop_ids: set[int] = set()
         self._file_type = "gguf"
+        self.metadata: dict[str, str] = {}
+        self.kernels: dict[str, Any] = {}  # what the worker reported about llama.cpp's build
         self._load_lock = threading.Lock()
         # One generation at a time: llama.cpp's context holds one sequence's cache.
         self._generate_lock = threading.Lock()
@@ -88,74 +108,111 @@ class GGUFModel:
     # ---- loading -------------------------------------------------------------------
     @property
     def loaded(self) -> bool:
-        return self._llm is not None
+        return self._worker is not None and self._worker.alive
 
     def load(self, progress: ProgressCallback | None = None) -> None:
         with self._load_lock:
-            if self._llm is not None:
+            if self.loaded:
                 return
+            self._discard_worker()
             started = time.perf_counter()
             path = resolve_gguf_file(self._file)
-            try:
-                import llama_cpp
-            except ImportError:
+            if not llama_cpp_installed():
                 raise ModelNotAvailable(
                     "the gguf backend needs llama-cpp-python: pip install 'phichat[gguf]' "
                     "(it compiles llama.cpp, which takes a few minutes)"
-                ) from None
+                )
             if progress:
                 progress(f"loading {path.name} with llama.cpp ({self._threads} threads)", 0.1)
             window = self._window_request or DEFAULT_CONTEXT_WINDOW
+            worker = LlamaProcess()
             try:
-                llm = llama_cpp.Llama(
-                    model_path=str(path),
+                answer = worker.call(
+                    "load",
+                    path=str(path),
                     n_ctx=window,
-                    n_batch=512,
-                    n_threads=self._threads,
-                    n_threads_batch=self._threads,
-                    verbose=False,
+                    threads=self._threads,
+                    allow_amx=self._allow_amx,
+                    stop_texts=list(STOP_TOKENS),
                 )
-            except (ValueError, RuntimeError, OSError) as exc:
-                raise ModelNotAvailable(f"cannot load {path}: {_first_line(exc)}") from exc
-            metadata = dict(llm.metadata)
-            source = metadata.get("tokenizer.chat_template")
-            if not source and metadata.get("general.architecture") == "phi3":
-                source = PHI3_TEMPLATE
-            if not source:
-                raise ModelNotAvailable(f"{path} has no chat template in its metadata")
-            self._template = _compile_template(source)
-            self._bos = _token_text(llm, llm.token_bos())
-            self._eos = _token_text(llm, llm.token_eos())
-            self._add_bos = metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
-            # SentencePiece vocabularies (Phi-3's) mark a word start with a space, so an answer's
-            # first piece starts with one; transformers' decoder drops it, and so do we.
-            self._strip_first_space = metadata.get("tokenizer.ggml.model") == "llama"
-            self._stop_ids = _stop_ids(llm)
-            self._file_type = FILE_TYPES.get(int(metadata.get("general.file_type", -1)), "gguf")
-            trained = int(metadata.get(f"{metadata.get('general.architecture')}.context_length", 0))
-            self._window = min(window, trained) if trained > 0 else window
-            self._llm = llm
+            except WorkerDied as exc:
+                worker.close()
+                raise ModelNotAvailable(f"cannot load {path}: {exc}") from None
+            if "error" in answer:
+                worker.close()
+                raise ModelNotAvailable(f"cannot load {path}: {answer['error']}")
+            ready = answer["ready"]
+            try:
+                self._configure(ready, window)
+            except ModelNotAvailable as exc:
+                worker.close()
+                raise ModelNotAvailable(f"{path}: {exc}") from None
+            self._worker = worker
+            self._ever_loaded = True
             self.load_s = time.perf_counter() - started
             if progress:
                 progress("ready", 1.0)
 
-    def _require(self) -> Any:
-        if self._llm is None:
+    def _configure(self, ready: dict[str, Any], window: int) -> None:
+        metadata: dict[str, str] = ready["metadata"]
+        source = metadata.get("tokenizer.chat_template")
+        if not source and metadata.get("general.architecture") == "phi3":
+            source = PHI3_TEMPLATE
+        if not source:
+            raise ModelNotAvailable("the file has no chat template in its metadata")
+        self._template = _compile_template(source)
+        self._bos = str(ready["bos"])
+        self._eos = str(ready["eos"])
+        self._add_bos = metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        self._stop_ids = {int(i) for i in ready["stop_ids"]}
+        self._file_type = FILE_TYPES.get(int(metadata.get("general.file_type", -1)), "gguf")
+        trained = int(metadata.get(f"{metadata.get('general.architecture')}.context_length", 0))
+        self._window = min(window, trained) if trained > 0 else window
+        self.metadata = metadata
+        self.kernels = {key: ready[key] for key in ("amx_built", "extra_buffers", "weight_buffers")}
+
+    def worker_peak_memory_bytes(self) -> int | None:
+        """The llama.cpp worker's peak resident memory (for benchmarks), None where unknown."""
+        worker = self._worker
+        return worker.peak_memory_bytes() if worker is not None else None
+
+    def _discard_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def close(self) -> None:
+        """End the llama.cpp worker (``load`` starts a new one)."""
+        with self._load_lock:
+            self._discard_worker()
+
+    def _require(self) -> LlamaProcess:
+        worker = self._worker
+        if worker is not None and worker.alive:
+            return worker
+        if not self._ever_loaded:
             raise PhichatError("the model is not loaded yet")
-        return self._llm
+        # The worker died (and said so to whoever was waiting): start a fresh one.
+        self.load()
+        assert self._worker is not None
+        return self._worker
 
     @property
     def context_window(self) -> int:
-        self._require()
+        if not self._ever_loaded:
+            raise PhichatError("the model is not loaded yet")
         return self._window
 
     def describe(self) -> dict[str, str]:
         # Short values: the TUI's status bar shows about 20 characters of each.
-        return {
+        facts = {
             "model": self.name,
             "device": f"cpu, {self._threads} threads",
             "dtype": f"gguf {self._file_type}",
         }
+        if self.kernels.get("amx_built"):
+            facts["amx"] = "on" if self.kernels.get("extra_buffers") else "off (llama.cpp#20824)"
+        return facts
 
     # ---- tokens --------------------------------------------------------------------
     def render(self, messages: list[ChatMessage]) -> str:
@@ -171,18 +228,30 @@ class GGUFModel:
         )
 
     def encode(self, messages: list[ChatMessage]) -> list[int]:
-        llm = self._require()
         prompt = self.render(messages)
         # Templates that do not write the BOS themselves rely on the tokenizer to add it.
         add_bos = self._add_bos and not (self._bos and prompt.startswith(self._bos))
-        return list(llm.tokenize(prompt.encode(), add_bos=add_bos, special=True))
+        return self._tokenize(prompt, add_bos=add_bos, special=True)
 
     def count_tokens(self, messages: list[ChatMessage]) -> int:
+        # Only tokenizes: nothing is evaluated, so llama.cpp's cached prefix survives.
         return len(self.encode(messages))
 
     def count_text_tokens(self, text: str) -> int:
-        llm = self._require()
-        return len(llm.tokenize(text.encode(), add_bos=False, special=False))
+        return len(self._tokenize(text, add_bos=False, special=False))
+
+    def _tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
+        answer = self._ask("tokenize", text=text, add_bos=add_bos, special=special)
+        return [int(t) for t in answer["tokens"]]
+
+    def _ask(self, op: str, **fields: Any) -> dict[str, Any]:
+        try:
+            answer = self._require().call(op, **fields)
+        except WorkerDied as exc:
+            raise PhichatError(f"{exc}; the model loads again on the next request") from None
+        if "error" in answer:
+            raise PhichatError(f"llama.cpp: {answer['error']}")
+        return answer
 
     # ---- generation ----------------------------------------------------------------
     def stream(
@@ -192,13 +261,14 @@ class GGUFModel:
         stop: threading.Event,
         stats: GenerationStats | None = None,
     ) -> Iterator[str]:
-        """Yield text token by token; ``stop`` is checked after every token.
+        """Yield text token by token; ``stop`` ends the stream within a poll interval.
 
-        The prompt is evaluated before the first token (llama.cpp's prefill), and that
-        step cannot be interrupted; it reuses the cache of the previous turn's shared
-        prefix, so a follow-up question only pays for its new tokens.
+        The prompt is evaluated before the first token (llama.cpp's prefill), reusing the
+        cache of the previous turn's shared prefix, so a follow-up question only pays for
+        its new tokens. That cache lives in the worker process, across turns. A stop
+        returns at once, even during the prefill; the worker then cuts the prefill short
+        through llama.cpp's abort callback, and the next generation waits for it there.
         """
-        llm = self._require()
         stats = stats if stats is not None else GenerationStats()
         tokens = self.encode(messages)
         stats.prompt_tokens = len(tokens)
@@ -208,33 +278,44 @@ class GGUFModel:
                 f"the prompt ({len(tokens)} tokens) fills the {self._window}-token window"
             )
         with self._generate_lock:
-            if options.seed is not None:
-                llm.set_seed(options.seed)
+            worker = self._require()
             started = time.perf_counter()
-            # UTF-8 characters can span tokens: the decoder holds a partial one back.
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            generator = llm.generate(tokens, reset=True, **_sampling(options))
+            reply = worker.start(
+                "generate",
+                tokens=tokens,
+                sampling=_sampling(options),
+                seed=options.seed,
+                budget=budget,
+                stop_ids=sorted(self._stop_ids),
+            )
+            finished = False
             try:
-                for token in generator:
-                    if token in self._stop_ids or stop.is_set():
+                while not stop.is_set():
+                    message = reply.next(timeout=STOP_POLL_S)
+                    if message is None:
+                        continue
+                    if "error" in message:
+                        raise PhichatError(f"generation failed: {message['error']}")
+                    stats.reused_tokens = int(message.get("reused", 0))
+                    if message.get("end"):
+                        finished = True
+                        if message.get("rest") and not stop.is_set():
+                            yield str(message["rest"])
                         break
                     if not stats.new_tokens:
                         stats.ttft_s = time.perf_counter() - started
                     stats.new_tokens += 1
-                    piece = decoder.decode(llm.detokenize([token]))
-                    if stats.new_tokens == 1 and self._strip_first_space:
-                        piece = piece.removeprefix(" ")
-                    if piece:
-                        yield piece
-                    if stats.new_tokens >= budget:
-                        break
-                rest = decoder.decode(b"", final=True)
-                if rest and not stop.is_set():
-                    yield rest
-            except (RuntimeError, ValueError) as exc:
-                raise PhichatError(f"generation failed: {_first_line(exc)}") from exc
+                    if message["text"]:
+                        yield str(message["text"])
+            except WorkerDied as exc:
+                self._worker = None
+                raise PhichatError(
+                    f"{exc} while answering; the model loads again for the next message"
+                ) from None
             finally:
-                generator.close()
+                if not finished:
+                    worker.stop(reply.ident)
+                reply.close()
                 stats.total_s = time.perf_counter() - started
 
 
@@ -271,23 +352,3 @@ def _compile_template(source: str) -> Any:
         return environment.from_string(source)
     except TemplateError as exc:
         raise ModelNotAvailable(f"the file's chat template is broken: {exc}") from None
-
-
-def _token_text(llm: Any, token: int) -> str:
-    if token < 0:
-        return ""
-    return bytes(llm.detokenize([token], special=True)).decode("utf-8", errors="replace")
-
-
-def _stop_ids(llm: Any) -> set[int]:
-    ids = {llm.token_eos()}
-    for text in STOP_TOKENS:
-        found = llm.tokenize(text.encode(), add_bos=False, special=True)
-        if len(found) == 1:
-            ids.add(found[0])
-    return {i for i in ids if i >= 0}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
