@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     question = read_question(args.question)
     from phichat.chat.factory import create_session
+    from phichat.retrieval.search import check_search_settings
+
+    if settings.search:
+        check_search_settings(settings)
 
     session = create_session(settings)
     stop = threading.Event()

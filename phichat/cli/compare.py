@@ -37,14 +37,17 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 def run(args: argparse.Namespace) -> int:
     from phichat.chat.compare import CompareDone, SideEvent, run_compare
     from phichat.chat.factory import create_session
+    from phichat.retrieval.search import check_search_settings
 
     settings = settings_from_args(args)
+    check_search_settings(settings)  # a compare always searches
     question = read_question(args.question)
     session = create_session(settings)
     stop = threading.Event()
     progress = SideProgress()
     printer = StreamPrinter(progress) if not args.json else None
     done: CompareDone | None = None
+    failed = False  # an answer failed: the exit status says so
     with stop_on_ctrl_c(stop):
         status("loading model " + session.model.name)
         session.model.load(lambda description, _fraction: status(description))
@@ -52,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(event, Failed):
                 raise PhichatError(event.error)
             if isinstance(event, SideEvent):
+                if isinstance(event.event, Failed):
+                    failed = True
+                    if printer is None:
+                        status(f"{HEADINGS[event.side].lower()}: failed: {event.event.error}")
                 if printer is not None:
                     printer.show(event.side, event.event)
                 elif isinstance(event.event, Status):
@@ -68,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     sys.stdout.flush()
     stopped = any(m is not None and m.stopped for m in (done.without, done.with_search))
-    return EXIT_INTERRUPTED if stopped else 0
+    if stopped:
+        return EXIT_INTERRUPTED
+    return 1 if failed else 0
 
 
 class SideProgress:
