@@ -12,7 +12,14 @@ from phichat.chat.compare_summary import CompareSummary, summary_json
 from phichat.chat.events import Failed, SourcesReady, Status, Token
 from phichat.cli.ask import EXIT_INTERRUPTED, answer_json, read_question, status, stop_on_ctrl_c
 from phichat.cli.common import add_model_flags, settings_from_args
-from phichat.domain import Conversation, Message
+from phichat.cli.conversations import (
+    ShellConversation,
+    add_conversation_flags,
+    open_conversation,
+    say_where_saved,
+)
+from phichat.config import Settings
+from phichat.domain import Message
 from phichat.errors import PhichatError
 from phichat.textsafe import one_line, strip_control
 
@@ -30,19 +37,31 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     parser.add_argument("question", help="the question, or - to read it from stdin")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_conversation_flags(parser)
     add_model_flags(parser, on_subcommand=True)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from phichat.chat.compare import CompareDone, SideEvent, run_compare
-    from phichat.chat.factory import create_session
     from phichat.retrieval.search import check_search_settings
 
     settings = settings_from_args(args)
     check_search_settings(settings)  # a compare always searches
     question = read_question(args.question)
-    session = create_session(settings)
+    shell = open_conversation(args, settings)
+    try:
+        return compare(args, settings, question, shell)
+    finally:
+        shell.close()
+
+
+def compare(
+    args: argparse.Namespace, settings: Settings, question: str, shell: ShellConversation
+) -> int:
+    from phichat.chat.compare import CompareDone, SideEvent, run_compare
+    from phichat.chat.factory import create_session
+
+    session = create_session(settings, store=shell.store)
     stop = threading.Event()
     progress = SideProgress()
     printer = StreamPrinter(progress) if not args.json else None
@@ -51,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     with stop_on_ctrl_c(stop):
         status("loading model " + session.model.name)
         session.model.load(lambda description, _fraction: status(description))
-        for event in run_compare(session, Conversation(), question, stop):
+        for event in run_compare(session, shell.conversation, question, stop):
             if isinstance(event, Failed):
                 raise PhichatError(event.error)
             if isinstance(event, SideEvent):
@@ -74,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(compare_json(done, facts), sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
     sys.stdout.flush()
+    say_where_saved(shell)
     stopped = any(m is not None and m.stopped for m in (done.without, done.with_search))
     if stopped:
         return EXIT_INTERRUPTED

@@ -66,6 +66,7 @@ class PhichatApp(App[int]):
         session: Session | None = None,
         model: ChatModel | None = None,
         store: ConversationStore | None = None,
+        conversation: Conversation | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -75,7 +76,8 @@ class PhichatApp(App[int]):
 
             session = create_session(settings, model=model, store=self.store)
         self.session = session
-        self.conversation = Conversation()
+        # `phichat --cid ID` opens on a saved conversation; otherwise a fresh one.
+        self.conversation = conversation if conversation is not None else Conversation()
         self._answer: Answer | None = None  # the answer the running turn writes into
         self._pending_text: str | None = None  # what the running turn was asked
         self._messages_before = 0  # conversation length when the running turn started
@@ -678,8 +680,8 @@ def default_export_path(conversation: Conversation) -> Path:
     return Path.cwd() / f"phichat-{slug}-{conversation.id[:6]}.md"
 
 
-def run_app(settings: Settings) -> int:
-    """Open the TUI; returns the process exit status."""
-    app = PhichatApp(settings)
+def run_app(settings: Settings, conversation: Conversation | None = None) -> int:
+    """Open the TUI (on ``conversation``, when given); returns the process exit status."""
+    app = PhichatApp(settings, conversation=conversation)
     result = app.run()
     return int(result or 0)
