@@ -181,7 +181,23 @@ class StreamPrinter:
                 sys.stdout.write(
                     f"[{source.n}] {one_line(source.title)} <{one_line(source.url)}>\n"
                 )
+        write_unverified_links(message)
         sys.stdout.flush()
+
+
+def unverified_urls(message: Message) -> list[str]:
+    """The links in the answer that are not among its sources (once each, in order)."""
+    from phichat.links import unverified_links
+
+    urls = [one_line(link.url, 2000) for link in unverified_links(message.text, message.sources)]
+    return list(dict.fromkeys(urls))
+
+
+def write_unverified_links(message: Message) -> None:
+    urls = unverified_urls(message)
+    if urls:
+        sys.stdout.write("\nUnverified links (not among the sources; check before opening):\n")
+        sys.stdout.writelines(f"  ⚠ {url}\n" for url in urls)
 
 
 class JsonPrinter:
@@ -196,7 +212,11 @@ class JsonPrinter:
             self.progress.show(event)
 
     def finish(self, message: Message, model_facts: dict[str, str]) -> None:
-        data = {**answer_json(message, model_facts), "conversation_id": self.conversation_id}
+        data = {
+            **answer_json(message, model_facts),
+            "unverified_links": unverified_urls(message),
+            "conversation_id": self.conversation_id,
+        }
         json.dump(data, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
         sys.stdout.flush()

@@ -10,7 +10,15 @@ from typing import Any
 
 from phichat.chat.compare_summary import CompareSummary, summary_json
 from phichat.chat.events import Failed, SourcesReady, Status, Token
-from phichat.cli.ask import EXIT_INTERRUPTED, answer_json, read_question, status, stop_on_ctrl_c
+from phichat.cli.ask import (
+    EXIT_INTERRUPTED,
+    answer_json,
+    read_question,
+    status,
+    stop_on_ctrl_c,
+    unverified_urls,
+    write_unverified_links,
+)
 from phichat.cli.common import add_model_flags, settings_from_args
 from phichat.cli.conversations import (
     ShellConversation,
@@ -121,7 +129,12 @@ def compare_json(done: Any, model_facts: dict[str, str]) -> dict[str, Any]:
         if message is None:
             return {"answer": None, "timings": {}}
         full = answer_json(message, model_facts)
-        return {"answer": full["answer"], "timings": full["timings"], "stopped": message.stopped}
+        return {
+            "answer": full["answer"],
+            "timings": full["timings"],
+            "stopped": message.stopped,
+            "unverified_links": unverified_urls(message),
+        }
 
     with_search = side(done.with_search)
     message = done.with_search
@@ -171,6 +184,7 @@ class StreamPrinter:
             if event.message.stopped:
                 sys.stdout.write("\n[stopped]")
             sys.stdout.write("\n")
+            write_unverified_links(event.message)
 
     def finish(self, grounded: Message | None) -> None:
         if grounded is not None and grounded.sources:

@@ -2,8 +2,9 @@
 
 Plain text when stdout is a pipe or a file; on a terminal the same content is rendered
 with Rich (headings, dimmed notes, citations coloured). Either way the answers' ``[n]``
-citations are kept, a number that points at no source is flagged ``[n?]``, and each
-answer's sources follow it. ``--json`` prints the stored records instead.
+citations are kept, a number that points at no source is flagged ``[n?]``, a link that is
+not one of the answer's sources is marked unverified, and each answer's sources follow it.
+``--json`` prints the stored records instead.
 
 Every piece of stored text (model output, page titles, URLs) is data: control characters
 are stripped and Rich is handed ``Text`` objects, never markup.
@@ -20,8 +21,10 @@ from typing import Any, Literal, TextIO
 
 from phichat.citations import find_citations
 from phichat.domain import Conversation, Message, Source
+from phichat.links import mark_unverified
 from phichat.textsafe import one_line, strip_control
 
+_UNVERIFIED = "\x00"
 ROLE_NAMES = {"user": "You", "assistant": "phichat"}
 COMPARE_NAMES = {"without": "compare, without search", "with": "compare, with search"}
 
@@ -81,8 +84,18 @@ def _message_lines(message: Message) -> Iterator[Line]:
     yield [Piece(heading, "heading"), *([Piece(f"  [{', '.join(notes)}]", "note")] * bool(notes))]
     if message.query and message.search_used:
         yield [Piece(f"searched for: {one_line(message.query)}", "note")]
-    for text_line in strip_control(message.text).strip().split("\n"):
-        yield list(_annotated(text_line, message.sources))
+    text = strip_control(message.text).strip()
+    if message.role == "assistant":
+        # Control characters are gone, so one can mark where each unverified link ends.
+        text = mark_unverified(text, message.sources, lambda _link: _UNVERIFIED)
+    for text_line in text.split("\n"):
+        line: Line = []
+        for index, part in enumerate(text_line.split(_UNVERIFIED)):
+            if index:
+                line.append(Piece(" [⚠ unverified link]", "warning"))
+            if part or index == 0:
+                line.extend(_annotated(part, message.sources))
+        yield line
     if message.error:
         yield [Piece(f"error: {one_line(message.error, 500)}", "warning")]
     if message.sources:

@@ -35,6 +35,7 @@ from phichat.ui.screens.confirm_screen import ConfirmScreen
 from phichat.ui.screens.context_screen import ContextScreen
 from phichat.ui.screens.export_screen import ExportScreen
 from phichat.ui.screens.help_screen import HelpScreen
+from phichat.ui.screens.open_link_screen import OpenLinkScreen
 from phichat.ui.screens.preset_screen import NO_PRESET, PresetScreen
 from phichat.ui.screens.rename_screen import RenameScreen
 from phichat.ui.untrusted import display_title, safe_url
@@ -457,6 +458,13 @@ class PhichatApp(App[int]):
             self.notify(f"Could not open {url}: {exc}", severity="error", markup=False)
             return
         self.notify(f"Opening {url}", markup=False, timeout=3)
+
+    def on_answer_unverified_link_clicked(self, event: Answer.UnverifiedLinkClicked) -> None:
+        def chosen(confirmed: bool | None) -> None:
+            if confirmed:
+                self.on_source_list_open_requested(SourceList.OpenRequested(event.url))
+
+        self.push_screen(OpenLinkScreen(event.url), chosen)
 
     def on_source_list_copy_requested(self, event: SourceList.CopyRequested) -> None:
         self.copy_to_clipboard(event.url)
