@@ -209,7 +209,7 @@ def run_compare(
         without=answers["without"],
         with_search=answers["with"],
         query=query,
-        summary=summarize(answers["without"], answers["with"]),
+        summary=summarize(answers["without"], answers["with"], asked),
     )
 
 

@@ -216,8 +216,10 @@ def summary_lines(summary: CompareSummary) -> list[str]:
     if summary.unknown_citations:
         cited += ", cites missing " + ", ".join(f"[{n}]" for n in summary.unknown_citations)
     lines += ["", cited, ""]
+    lines += conflict_lines(summary)
     if not summary.unique_facts:
-        lines.append("Both answers name the same numbers, dates, names and places.")
+        same = "Otherwise the" if summary.conflicts else "Both answers name the"
+        lines.append(f"{same} same numbers, dates, names and places.")
         return lines
     lines.append("Only in one answer (✓ the sources mention it, ✗ they do not):")
     for side in ("without", "with"):
@@ -229,3 +231,19 @@ def summary_lines(summary: CompareSummary) -> list[str]:
             mark = "✓" if fact.supported else "✗"
             lines.append(f"    {mark} {KIND_NAMES[fact.kind]:6} {one_line(fact.text, 80)}")
     return lines
+
+
+def conflict_lines(summary: CompareSummary) -> list[str]:
+    """The values the answers contradict each other on, and which side a source backs."""
+    if not summary.conflicts:
+        return []
+    lines = ["The answers disagree:"]
+    for conflict in summary.conflicts:
+        left, right = one_line(conflict.without, 80), one_line(conflict.with_search, 80)
+        if conflict.backed is None:
+            verdict = "no source gives either"
+        else:
+            backed = left if conflict.backed == "without" else right
+            verdict = f"source [{conflict.source}] says {backed}"
+        lines.append(f"  ⚠ {left} (without search) vs {right} (with search): {verdict}")
+    return [*lines, ""]

@@ -284,7 +284,7 @@ class PhichatApp(App[int]):
         if compare is None or event.turn_id != self.runner.turn_id:
             return
         self.runner.ended(event.turn_id)
-        compare.show_summary_of(event.done.without, event.done.with_search)
+        compare.show_summary_of(event.done.without, event.done.with_search, event.done.question)
         self.status_bar.show_turn("")
         self._turn_over()
 

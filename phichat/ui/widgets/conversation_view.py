@@ -27,10 +27,12 @@ class ConversationView(VerticalScroll):
         widgets: list[Static | UserMessage | Answer | CompareView] = []
         messages = conversation.messages
         index = 0
+        question = ""  # the latest user message: what a compare after it answered
         while index < len(messages):
             message = messages[index]
             index += 1
             if message.role == "user":
+                question = message.text
                 widgets.append(UserMessage(message))
             elif message.compare_side is not None:
                 # A compare: its "without" answer, then (normally) its "with" answer.
@@ -39,7 +41,7 @@ class ConversationView(VerticalScroll):
                 if following is not None and following.compare_side not in (None, *pair):
                     pair[following.compare_side] = following
                     index += 1
-                widgets.append(CompareView(pair.get("without"), pair.get("with")))
+                widgets.append(CompareView(pair.get("without"), pair.get("with"), question))
             else:
                 widgets.append(Answer(search=message.search_used, message=message))
         if not widgets:
