@@ -10,7 +10,8 @@ import asyncio
 import dataclasses
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 
 from textual.app import App, ComposeResult, SystemCommand
@@ -39,11 +40,13 @@ from phichat.ui.screens.open_link_screen import OpenLinkScreen
 from phichat.ui.screens.preset_screen import NO_PRESET, PresetScreen
 from phichat.ui.screens.rename_screen import RenameScreen
 from phichat.ui.untrusted import display_title, safe_url
+from phichat.ui.widgets import cpu_notice
 from phichat.ui.widgets.answer import Answer
 from phichat.ui.widgets.compare_view import CompareView
 from phichat.ui.widgets.composer import Composer
 from phichat.ui.widgets.conversation_list import ConversationList
 from phichat.ui.widgets.conversation_view import ConversationView
+from phichat.ui.widgets.cpu_notice import CpuNotice
 from phichat.ui.widgets.model_loader import ModelLoader
 from phichat.ui.widgets.model_problem import ModelProblem
 from phichat.ui.widgets.search_toggle import SearchToggle
@@ -160,8 +163,25 @@ class PhichatApp(App[int]):
     def on_model_loader_progressed(self, event: ModelLoader.Progressed) -> None:
         self.status_bar.show_loading(self.session.model.name, event.description, event.fraction)
 
-    def on_model_loader_loaded(self, event: ModelLoader.Loaded) -> None:
+    async def on_model_loader_loaded(self, event: ModelLoader.Loaded) -> None:
         self.status_bar.show_ready(event.facts)
+        await self._maybe_show_cpu_notice(event.facts)
+
+    async def _maybe_show_cpu_notice(self, facts: Mapping[str, str]) -> None:
+        """Once per start, until dismissed: what an answer costs on this CPU (cpu_notice)."""
+        if not cpu_notice.applies(self.settings.backend, facts) or self.query(CpuNotice):
+            return
+        if self._read_preference(cpu_notice.DISMISSED_PREFERENCE):
+            return
+        try:
+            measured = float(self._read_preference(cpu_notice.SPEED_PREFERENCE) or "")
+        except ValueError:
+            measured = None
+        text = cpu_notice.notice_text(
+            facts.get("dtype", "float32"), measured, self.settings.max_new_tokens
+        )
+        remember = partial(self._write_preference, cpu_notice.DISMISSED_PREFERENCE, "1")
+        await self.mount(CpuNotice(text, remember), before=self.status_bar)
 
     async def on_model_loader_failed(self, event: ModelLoader.Failed) -> None:
         self.status_bar.show_failed()
@@ -249,6 +269,9 @@ class PhichatApp(App[int]):
             return
         self.runner.ended(event.turn_id)
         await answer.finish(event.message)
+        speed = cpu_notice.measured_speed(event.message.timings)
+        if speed is not None and self.session.model.describe().get("device") == "cpu":
+            self._write_preference(cpu_notice.SPEED_PREFERENCE, f"{speed:.2f}")
         self.status_bar.show_turn("stopped" if event.message.stopped else "")
         self._turn_over()
 
