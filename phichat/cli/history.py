@@ -24,6 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "history",
         help="list saved conversations, show one, or export one",
         description="List saved conversations, newest first. "
+        "`phichat history show ID` prints one with its sources; "
         "`phichat history export ID` writes one as Markdown, or its trip plan as an iCalendar "
         "file (--format ics); any unique prefix of the id works.",
     )
