@@ -159,6 +159,11 @@ class Settings:
     )
 
     # --- interface ---
+    save_history: bool = _setting(
+        True,
+        "Save `phichat ask` and `phichat compare` answers to the conversation history, as "
+        "the app does (--no-save: not this time).",
+    )
     theme: str = _setting("textual-dark", "Textual theme name.")
     keys: dict[str, str] = _setting({}, "Key remapping: binding id = key, in a [keys] table.")
 

@@ -14,7 +14,11 @@ def test_every_form_is_found_and_links_and_footnotes_are_not() -> None:
 
 
 def test_unknown_numbers_are_flagged_and_uncited_sources_listed() -> None:
-    sources = [Source(1, "a", "https://a"), Source(2, "b", "https://b"), Source(5, "c", "https://c")]
+    sources = [
+        Source(1, "a", "https://a"),
+        Source(2, "b", "https://b"),
+        Source(5, "c", "https://c"),
+    ]
     check = check_citations(TEXT, sources)
     assert [s.n for s in check.cited] == [1, 2]
     assert check.unknown == [3, 4, 99]

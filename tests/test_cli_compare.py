@@ -219,3 +219,20 @@ def test_compare_over_the_loopback_web_with_the_real_retriever(
     assert loopback_web.url("/skagway.html") in urls
     assert data["summary"]["sources_used"] == len(urls) > 0
     assert "with search: fetching" in err
+
+
+def test_summary_lines_report_a_conflict_with_its_backing_source() -> None:
+    from phichat.chat.compare_summary import summarize
+    from phichat.cli.compare import summary_lines
+
+    with_search = Message(
+        role="assistant",
+        text="It is 330 m tall [1].",
+        sources=[Source(1, "t", "https://t.example/", (SourcePassage("330 m high."),))],
+    )
+    lines = summary_lines(
+        summarize(Message(role="assistant", text="It is 300 m tall."), with_search, "How tall?")
+    )
+    assert "The answers disagree:" in lines
+    assert "  ⚠ 300 m (without search) vs 330 m (with search): source [1] says 330 m" in lines
+    assert "Otherwise the same numbers, dates, names and places." in lines

@@ -112,9 +112,10 @@ def test_retrieval_runs_while_the_answer_without_search_is_generated() -> None:
     assert not any(isinstance(e.event, SourcesReady) for e in sides if e.side == "without")
     summary = done.summary
     assert (summary.sources_used, summary.sources_cited) == (2, 1)
-    assert [(f.side, f.text, f.supported) for f in summary.unique_facts] == [
-        ("without", "300 m", False),
-        ("with", "330 m", True),
+    # The two heights contradict each other: a conflict, with the backing source.
+    assert summary.unique_facts == ()
+    assert [(c.without, c.with_search, c.backed) for c in summary.conflicts] == [
+        ("300 m", "330 m", "with")
     ]
     assert summary.without.total_s is not None and summary.with_search.ttft_s is not None
     assert summary.with_search.ttft_s >= summary.without.total_s  # one model, in turn

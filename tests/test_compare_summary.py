@@ -103,9 +103,24 @@ def test_summary_counts_sources_used_and_cited_and_reads_compare_timings() -> No
     assert summary.unknown_citations == (7,)
     data = summary_json(summary)
     assert data["sources_cited"] == 2
-    assert {"side": "with", "kind": "number", "text": "330 m", "supported_by_sources": True} in (
-        data["only_in_one_answer"]
-    )
+    # 300 m against 330 m and €26 against €29.40 are contradictions, not unique facts.
+    assert not any(f["kind"] == "number" for f in data["only_in_one_answer"])
+    assert sorted(data["conflicts"], key=lambda c: c["without_search"]) == [
+        {
+            "kind": "number",
+            "without_search": "300 m",
+            "with_search": "330 m",
+            "backed_by": "with",
+            "source": 2,
+        },
+        {
+            "kind": "number",
+            "without_search": "€26",
+            "with_search": "€29.40",
+            "backed_by": "with",
+            "source": 1,
+        },
+    ]
 
 
 def test_a_missing_side_still_summarises() -> None:
@@ -135,3 +150,123 @@ def test_addresses_versions_and_odd_numbers_never_break_the_summary() -> None:
     assert {(f.side, f.text) for f in facts} >= {("without", "9:00"), ("without", "17:30")}
     assert not any("127" in f.text or "example" in f.text for f in facts)
     assert all(f.kind for f in find_facts(evidence))
+
+
+# ---- purpose-written pairs: exact sets -----------------------------------------------------
+
+
+def only_in_one(
+    without: str, with_search: str, question: str = "", evidence: str = ""
+) -> set[tuple[str, str]]:
+    return {(f.side, f.text) for f in unique_facts(without, with_search, evidence, question)}
+
+
+def test_the_subject_of_the_question_is_never_only_in_one_answer() -> None:
+    question = "How tall is the Eiffel Tower, and when did it open in 1889?"
+    assert only_in_one(
+        "The Eiffel Tower is 330 m tall and opened in 1889.",
+        "It is 330 metres tall [1], opened on 31 March 1889 [1].",
+        question,
+    ) == {("with", "31 March 1889")}
+
+
+def test_paraphrases_with_the_same_facts_differ_in_nothing() -> None:
+    assert (
+        only_in_one(
+            "Gustave Eiffel's company finished the tower in 1889; it stands 330 m high.",
+            "Standing 330 metres high, the tower was completed in 1889 by the firm of "
+            "Gustave Eiffel [1].",
+        )
+        == set()
+    )
+
+
+def test_reordered_facts_differ_in_nothing() -> None:
+    assert (
+        only_in_one(
+            "Lisbon has the Belém Tower, the Jerónimos Monastery and Alfama. Tram 28 costs €3.",
+            "For €3 ride Tram 28 [2]; see Alfama, the Jeronimos Monastery and Belem Tower [1].",
+        )
+        == set()
+    )
+
+
+def test_units_are_compared_by_name_and_value() -> None:
+    assert only_in_one("It is 330 m tall.", "It is 330-metre tall [1].") == set()
+    assert only_in_one("Entry costs €15.", "Entry costs 15 euros [1].") == set()
+    assert only_in_one("About 2 hours.", "About 2 h [1].") == set()
+    # The same number in another unit is another fact.
+    assert only_in_one("It is 5 km away.", "It is 5 miles away.") == {
+        ("without", "5 km"),
+        ("with", "5 miles"),
+    }
+
+
+def test_dates_in_any_written_form_are_one_date() -> None:
+    assert only_in_one("It opened on 31 March 1889.", "It opened on March 31, 1889 [1].") == set()
+    assert only_in_one("Opened 1889-03-31.", "Opened on the 31st of March 1889.") == set()
+    assert only_in_one("Opened on 31 March 1889.", "Opened on 30 March 1889.") == {
+        ("without", "31 March 1889"),
+        ("with", "30 March 1889"),
+    }
+
+
+def test_names_match_without_case_or_accents() -> None:
+    assert only_in_one("Queue at the Trocadéro.", "Queue at the Trocadero [1].") == set()
+
+
+def test_partial_overlap_lists_exactly_what_differs() -> None:
+    assert only_in_one(
+        "Skagway has the White Pass railway, about 900 residents and the Red Onion Saloon.",
+        "Skagway has the White Pass railway [1], the Klondike Gold Rush park [2] and about "
+        "1,200 residents [1].",
+        question="What is there to do in Skagway?",
+    ) == {
+        ("without", "Red Onion Saloon"),
+        ("without", "900"),
+        ("with", "Klondike Gold Rush"),
+        ("with", "1,200"),
+    }
+
+
+def test_a_contradiction_is_a_conflict_with_the_source_that_backs_it() -> None:
+    sources = [
+        Source(1, "History", "https://a.example/", (SourcePassage("Opened in 1889."),)),
+        Source(2, "Facts", "https://b.example/", (SourcePassage("The tower is 330 m high."),)),
+    ]
+    summary = summarize(
+        Message(role="assistant", text="The tower is 300 metres tall."),
+        Message(role="assistant", text="The tower is 330 m tall [2].", sources=sources),
+        "How tall is the tower?",
+    )
+    assert [(c.without, c.with_search, c.backed, c.source) for c in summary.conflicts] == [
+        ("300 metres", "330 m", "with", 2)
+    ]
+    assert summary.unique_facts == ()
+
+
+def test_a_conflict_backing_the_offline_side_or_neither() -> None:
+    context = '<source n="3" title="t" url="https://c.example/">Height: 300 m.</source>'
+    backed_offline = summarize(
+        Message(role="assistant", text="It is 300 m."),
+        Message(role="assistant", text="It is 324 m [3].", sources=[], context=context),
+    )
+    assert [(c.backed, c.source) for c in backed_offline.conflicts] == [("without", 3)]
+    unbacked = summarize(
+        Message(role="assistant", text="It is 300 m."),
+        Message(role="assistant", text="It is 324 m."),
+    )
+    assert [(c.backed, c.source) for c in unbacked.conflicts] == [(None, None)]
+
+
+def test_several_values_in_one_unit_are_not_paired_as_a_conflict() -> None:
+    summary = summarize(
+        Message(role="assistant", text="It is 300 m tall."),
+        Message(role="assistant", text="It is 330 m tall; the first floor is at 57 m."),
+    )
+    assert summary.conflicts == ()
+    assert {(f.side, f.text) for f in summary.unique_facts} == {
+        ("without", "300 m"),
+        ("with", "330 m"),
+        ("with", "57 m"),
+    }

@@ -58,9 +58,12 @@ def test_citations_become_footnotes_defined_with_title_and_url() -> None:
     assert "Sources: [^1] [^2]" in markdown
 
 
-def test_unknown_citation_numbers_are_left_unlinked() -> None:
+def test_unknown_citation_numbers_are_flagged_not_linked() -> None:
     markdown = to_markdown(conversation_with(grounded("A [1], B [7], C [1, 9].", PARIS)))
-    assert "A [^1], B [7], C [^1][9]." in markdown
+    assert "A [^1], B [7?], C [^1][9?]." in markdown
+    assert "> ⚠ Check before trusting: [7] points at no source; [9] points at no source." in (
+        markdown
+    )
     assert "[^7]" not in markdown
     assert "[^9]" not in markdown
 
@@ -127,3 +130,26 @@ def test_a_source_without_a_title_is_footnoted_by_its_url_alone() -> None:
     untitled = Source(1, "", "https://example.org/bare")
     markdown = to_markdown(conversation_with(grounded("Bare [1].", untitled)))
     assert "\n[^1]: https://example.org/bare\n" in markdown + "\n"
+
+
+def test_links_that_are_not_sources_are_marked_unverified() -> None:
+    text = (
+        "Read [the guide](https://evil.example/steal) or https://en.wikipedia.org/wiki/Paris "
+        "[1], and see <http://made.up/page>. `https://in.code/x` is code."
+    )
+    markdown = to_markdown(conversation_with(grounded(text, PARIS)))
+    assert (
+        "Read [the guide](https://evil.example/steal) *(⚠ unverified link "
+        "`https://evil.example/steal`)* or https://en.wikipedia.org/wiki/Paris [^1], and see "
+        "<http://made.up/page> *(⚠ unverified link)*. `https://in.code/x` is code."
+    ) in markdown
+    assert (
+        "> ⚠ Check before trusting: `https://evil.example/steal` is not one of its sources; "
+        "`http://made.up/page` is not one of its sources."
+    ) in markdown
+
+
+def test_an_answer_without_sources_has_every_link_unverified() -> None:
+    plain = Message(role="assistant", text="Try https://example.org/x.")
+    markdown = to_markdown(conversation_with(plain))
+    assert "Try https://example.org/x *(⚠ unverified link)*." in markdown

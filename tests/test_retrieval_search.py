@@ -161,7 +161,7 @@ def test_duckduckgo_no_results_is_an_empty_list(fake_ddgs: type[_FakeDDGS]) -> N
 
 @pytest.mark.parametrize(
     ("error_name", "message"),
-    [("TimeoutException", "timed out"), ("DDGSException", "DuckDuckGo failed")],
+    [("TimeoutException", "timed out"), ("DDGSException", "cannot reach DuckDuckGo")],
 )
 def test_duckduckgo_failures_are_search_unavailable(
     fake_ddgs: type[_FakeDDGS], error_name: str, message: str

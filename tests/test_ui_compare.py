@@ -263,3 +263,37 @@ async def test_compare_over_the_loopback_web_with_the_real_retriever(
         assert grounded.sources and grounded.sources[0].url == web.url("/skagway.html")
         assert not compare.answer("without").sources
         assert "1 cited" in summary_text(app)
+
+
+async def test_compare_summary_skips_the_question_and_shows_a_conflict(tmp_path: Path) -> None:
+    from phichat.domain import Source, SourcePassage
+
+    sources = [
+        Source(1, "Tower facts", "https://facts.example/", (SourcePassage("It is 330 m high."),))
+    ]
+    app = make_app(
+        tmp_path,
+        ["The Eiffel Tower is 300 metres tall.", "The Eiffel Tower is 330 m tall [1]."],
+        retriever=FakeRetriever(sources),
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        app.composer.load_text("How tall is the Eiffel Tower?")
+        await pilot.press("f5")
+        await settle(pilot, app)
+        text = summary_text(app)
+        summary = app.query_one(CompareSummaryView).summary
+        assert summary is not None and summary.unique_facts == ()
+        assert [(c.without, c.with_search, c.backed, c.source) for c in summary.conflicts] == [
+            ("300 metres", "330 m", "with", 1)
+        ]
+        assert "⚠ disagree: 300 metres (without) vs" in text and "source [1] says" in text
+        assert "Eiffel Tower" not in text
+        # Reopened from the database, the summary still knows the question.
+        conversation_id = app.conversation.id
+        await pilot.press("ctrl+n")
+        await settle(pilot, app)
+        app.post_message(ConversationList.Opened(conversation_id))
+        await settle(pilot, app)
+        assert "Eiffel Tower" not in summary_text(app)
+        assert "disagree" in summary_text(app)

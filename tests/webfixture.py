@@ -139,6 +139,8 @@ class LoopbackWeb:
         self.search_status = 200
         # Fail this many searches with HTTP 503 before answering (to exercise the retry).
         self.search_failures_left = 0
+        # When set, /search answers with exactly these bytes (a damaged or hostile reply).
+        self.search_body: bytes | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -198,9 +200,10 @@ class LoopbackWeb:
                     self._send(Response(b"json only", "text/plain", status=403))
                     return
                 payload = {"query": query.get("q", [""])[0], "results": web.search_results}
-                self._send(
-                    Response(json.dumps(payload).encode(), "application/json", web.search_status)
-                )
+                body = web.search_body
+                if body is None:
+                    body = json.dumps(payload).encode()
+                self._send(Response(body, "application/json", web.search_status))
 
             def _send(self, response: Response) -> None:
                 try:

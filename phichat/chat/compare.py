@@ -23,6 +23,7 @@ from phichat.chat.events import Done, Event, Failed, Status, Token
 from phichat.chat.session import Session, take_trailing_answers
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
+from phichat.retrieval.searchproblems import without_sources_line
 from phichat.retrieval.types import Retrieval
 from phichat.textsafe import one_line
 
@@ -214,14 +215,9 @@ def _compare(
     retrieval = found[0] if found else None
     if retrieval is not None and pinned is None:
         retrieval.timings.setdefault("retrieval_wall_s", clock() - retrieval_started)
-        if retrieval.search_error:
-            yield SideEvent(
-                "with",
-                Status(
-                    "searching",
-                    f"search unavailable: {retrieval.search_error}; answering without sources",
-                ),
-            )
+        problem = without_sources_line(retrieval, stop.is_set())
+        if problem is not None:
+            yield SideEvent("with", Status("searching", problem))
     if retrieval_failed is not None:
         yield SideEvent("with", Failed(retrieval_failed))
     elif stop.is_set():
@@ -245,7 +241,7 @@ def _compare(
         without=answers["without"],
         with_search=answers["with"],
         query=query,
-        summary=summarize(answers["without"], answers["with"]),
+        summary=summarize(answers["without"], answers["with"], asked),
     )
 
 

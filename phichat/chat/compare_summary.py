@@ -1,15 +1,20 @@
 """What changed between an answer without search and one with it: pure functions.
 
 The summary gives each side's time to first token and total time, how many sources were
-packed and how many the grounded answer cites, and the facts (numbers, dates, names and
+packed and how many the grounded answer cites, the facts (numbers, dates, names and
 places) that appear in only one of the two answers, each checked against the packed
-sources. Fact finding is deliberately plain pattern matching: it is meant to point the
+sources, and the values the two answers contradict each other on ("300 m" against
+"330 m"), with the source that backs one side. Facts are compared normalised: units and
+currencies by name ("330 m" = "330 metres"), dates by day ("31 March 1889" = "March 31,
+1889"), names without case or accents; a fact the question states is never "only in one
+answer". Fact finding is deliberately plain pattern matching: it is meant to point the
 reader at differences worth a look, not to judge truth.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -64,11 +69,28 @@ _DATE_PATTERNS = (
 _CITATION = re.compile(r"\[\s*\d{1,3}\s*(?:,\s*\d{1,3}\s*)*\]")
 # A number with an optional currency before it and a unit after it: €15, 3.5 km, 24/7, 10:30.
 _NUMBER = re.compile(
-    r"(?P<cur>[$€£¥])?\s?(?P<num>\d+(?:[.,:]\d+)*)\s?(?P<unit>%|km|m|kg|h|hours?|minutes?|"
-    r"metres?|meters?|kilometres?|kilometers?|miles?|feet|ft|"
+    r"(?P<cur>[$€£¥])?\s?(?P<num>\d+(?:[.,:]\d+)*)(?:\s?-?\s?)(?P<unit>%|km|m|kg|h|hours?|"
+    r"minutes?|metres?|meters?|kilometres?|kilometers?|miles?|mi|feet|foot|ft|kilograms?|"
     r"mins?|euros?|dollars?|pounds?|am|pm|a\.m\.|p\.m\.)?(?![\w])",
     re.IGNORECASE,
 )
+# Every spelling of a unit, to one name: "330 m", "330 metres" and "330-meter" are equal.
+_UNIT_NAMES = {
+    **dict.fromkeys(("m", "metre", "metres", "meter", "meters"), "m"),
+    **dict.fromkeys(("km", "kilometre", "kilometres", "kilometer", "kilometers"), "km"),
+    **dict.fromkeys(("mi", "mile", "miles"), "mi"),
+    **dict.fromkeys(("ft", "feet", "foot"), "ft"),
+    **dict.fromkeys(("kg", "kilogram", "kilograms"), "kg"),
+    **dict.fromkeys(("h", "hour", "hours"), "h"),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), "min"),
+    **dict.fromkeys(("€", "euro", "euros"), "EUR"),
+    **dict.fromkeys(("$", "dollar", "dollars"), "USD"),
+    **dict.fromkeys(("£", "pound", "pounds"), "GBP"),
+    "¥": "JPY",
+    "%": "%",
+    **dict.fromkeys(("am", "a.m"), "am"),
+    **dict.fromkeys(("pm", "p.m"), "pm"),
+}
 # Runs of capitalised words, allowing small linking words inside ("Museu de Arte").
 _CAPITALISED = re.compile(
     r"(?<![\w'’])(?:[A-ZÀ-ÖØ-Þ][\w'’-]*)(?:\s+(?:(?:de|da|do|del|della|di|du|des|la|le|"
@@ -105,6 +127,7 @@ class Fact:
     kind: FactKind
     text: str  # as written in the answer
     key: str  # normalised, for comparing answers and sources
+    unit: str = ""  # a number's unit or currency, normalised ("m", "EUR"); "" for none
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,18 @@ class UniqueFact:
     kind: FactKind
     text: str
     supported: bool
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """The two answers give different values for what looks like one quantity (the same
+    unit, each value found in only one answer), and which side a source backs."""
+
+    kind: FactKind
+    without: str  # as written in the answer without search
+    with_search: str  # as written in the grounded answer
+    backed: Side | None  # the side a packed source agrees with; None: neither
+    source: int | None  # the number of the first source that backs it
 
 
 @dataclass(frozen=True)
@@ -134,6 +169,7 @@ class CompareSummary:
     sources_cited: int
     unknown_citations: tuple[int, ...]
     unique_facts: tuple[UniqueFact, ...]
+    conflicts: tuple[Conflict, ...] = ()
 
     def facts_for(self, side: Side) -> list[UniqueFact]:
         return [fact for fact in self.unique_facts if fact.side == side]
@@ -141,7 +177,10 @@ class CompareSummary:
 
 # ---- finding facts -----------------------------------------------------------------------
 def _norm_words(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
+    """Lower-case words without accents: "Trocadéro" and "Trocadero" are one name."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.findall(r"\w+", bare))
 
 
 def _norm_number(number: str) -> str:
@@ -205,9 +244,10 @@ def find_facts(text: str) -> list[Fact]:
             continue
         taken.append((start, end))
         key = _norm_number(match.group("num"))
-        unit = (match.group("unit") or "").lower().rstrip(".")
+        spelled = (match.group("cur") or match.group("unit") or "").lower().rstrip(".")
+        unit = _UNIT_NAMES.get(spelled, spelled)
         written = match.group(0).strip()
-        found.setdefault(("number", key + unit), Fact("number", written, key))
+        found.setdefault(("number", f"{key}|{unit}"), Fact("number", written, key, unit))
     mid_sentence = _mid_sentence_capitals(clean)
     for match in _CAPITALISED.finditer(clean):
         if not free(*match.span()):
@@ -253,18 +293,13 @@ def _mid_sentence_capitals(text: str) -> set[str]:
 
 
 # ---- comparing ---------------------------------------------------------------------------
-def _number_keys(text: str) -> set[str]:
-    return {fact.key for fact in find_facts(text) if fact.kind == "number"}
-
-
-def _date_keys(text: str) -> set[str]:
-    return {fact.key for fact in find_facts(text) if fact.kind == "date"}
-
-
-def _mentions(fact: Fact, text: str, numbers: set[str], dates: set[str], words: str) -> bool:
-    """Whether ``text`` (pre-digested into numbers, dates and words) mentions ``fact``."""
+def _mentions(fact: Fact, numbers: dict[str, set[str]], dates: set[str], words: str) -> bool:
+    """Whether a text (digested into numbers with their units, dates and words) mentions
+    ``fact``. A number matches the same value in the same unit, or the bare value where
+    either side gives no unit ("330" and "330 m"); "300 m" never matches "300 km"."""
     if fact.kind == "number":
-        return fact.key in numbers
+        units = numbers.get(fact.key, set())
+        return fact.unit in units or (bool(units) and (not fact.unit or "" in units))
     if fact.kind == "date":
         if fact.key in dates:
             return True
@@ -279,14 +314,17 @@ class _Digest:
 
     def __init__(self, text: str) -> None:
         facts = find_facts(text)
-        self.numbers = {f.key for f in facts if f.kind == "number"}
+        self.numbers: dict[str, set[str]] = {}
+        for fact in facts:
+            if fact.kind == "number":
+                self.numbers.setdefault(fact.key, set()).add(fact.unit)
         self.dates = {f.key for f in facts if f.kind == "date"}
         # A year inside a full date still counts as the year being mentioned.
         self.dates |= {d.split("-")[0] for d in self.dates if d[:1].isdigit()}
         self.words = _norm_words(text)
 
     def mentions(self, fact: Fact) -> bool:
-        return _mentions(fact, "", self.numbers, self.dates, self.words)
+        return _mentions(fact, self.numbers, self.dates, self.words)
 
 
 def sources_text(sources: Iterable[Source], context: str = "") -> str:
@@ -296,9 +334,16 @@ def sources_text(sources: Iterable[Source], context: str = "") -> str:
     return "\n".join(f"{s.title}\n" + "\n".join(p.text for p in s.passages) for s in sources)
 
 
-def unique_facts(without: str, with_search: str, evidence: str) -> list[UniqueFact]:
-    """Facts that appear in only one answer, each marked supported if ``evidence`` has it."""
+def unique_facts(
+    without: str, with_search: str, evidence: str, question: str = ""
+) -> list[UniqueFact]:
+    """Facts that appear in only one answer, each marked supported if ``evidence`` has it.
+
+    A fact the question itself states (its subject, a date it gives) is never listed: both
+    answers were asked about it.
+    """
     digests = {"without": _Digest(without), "with": _Digest(with_search)}
+    asked = _Digest(question)
     source = _Digest(evidence)
     result: list[UniqueFact] = []
     for side, text, other in (
@@ -306,10 +351,62 @@ def unique_facts(without: str, with_search: str, evidence: str) -> list[UniqueFa
         ("with", with_search, "without"),
     ):
         for fact in find_facts(text):
-            if digests[other].mentions(fact):
+            if digests[other].mentions(fact) or asked.mentions(fact):
                 continue
             result.append(UniqueFact(side, fact.kind, fact.text, source.mentions(fact)))  # type: ignore[arg-type]
     return result
+
+
+_SOURCE_BLOCK = re.compile(r'<source n="(\d+)"[^>]*>(.*?)</source>', re.DOTALL)
+
+
+def numbered_evidence(sources: Iterable[Source], context: str = "") -> list[tuple[int, str]]:
+    """Each source's text with its number: its passages, or its block of the packed text."""
+    listed = list(sources)
+    if any(source.passages for source in listed) or not context:
+        return [(s.n, f"{s.title}\n" + "\n".join(p.text for p in s.passages)) for s in listed]
+    return [(int(n), body) for n, body in _SOURCE_BLOCK.findall(context)]
+
+
+def find_conflicts(
+    without: str, with_search: str, facts: list[UniqueFact], evidence: list[tuple[int, str]]
+) -> list[Conflict]:
+    """Values the two answers disagree on, and the source backing either side.
+
+    A conflict is a number with a unit (or a currency) found in only one answer, where the
+    other answer has exactly one such value in the same unit and it too is its own: "300 m"
+    against "330 m". With several values of one unit on a side, which pairs with which is
+    a guess, so none is reported.
+    """
+    unique = {(f.side, f.text) for f in facts}
+
+    def by_unit(text: str, side: Side) -> dict[str, list[Fact]]:
+        grouped: dict[str, list[Fact]] = {}
+        for fact in find_facts(text):
+            if fact.kind == "number" and fact.unit:
+                grouped.setdefault(fact.unit, []).append(fact)
+        return {
+            unit: found
+            for unit, found in grouped.items()
+            if len(found) == 1 and (side, found[0].text) in unique
+        }
+
+    offline, grounded = by_unit(without, "without"), by_unit(with_search, "with")
+    digests = [(n, _Digest(text)) for n, text in evidence]
+    conflicts = []
+    for unit in offline.keys() & grounded.keys():
+        [left], [right] = offline[unit], grounded[unit]
+        backed: Side | None = None
+        number: int | None = None
+        for n, digest in digests:
+            if digest.mentions(right):
+                backed, number = "with", n
+                break
+            if digest.mentions(left):
+                backed, number = "without", n
+                break
+        conflicts.append(Conflict("number", left.text, right.text, backed, number))
+    return conflicts
 
 
 def _timings(message: Message | None) -> SideTimings:
@@ -321,16 +418,25 @@ def _timings(message: Message | None) -> SideTimings:
     return SideTimings(ttft, total)
 
 
-def summarize(without: Message | None, with_search: Message | None) -> CompareSummary:
-    """The summary shown under a compare, from its two answers (either may be missing)."""
+def summarize(
+    without: Message | None, with_search: Message | None, question: str = ""
+) -> CompareSummary:
+    """The summary shown under a compare, from its two answers (either may be missing) and
+    the question they answer."""
     sources = list(with_search.sources) if with_search is not None else []
     check = check_citations(with_search.text, sources) if with_search is not None else None
-    evidence = sources_text(sources, with_search.context if with_search else "")
-    facts = unique_facts(
-        without.text if without is not None else "",
-        with_search.text if with_search is not None else "",
-        evidence,
+    context = with_search.context if with_search else ""
+    evidence = sources_text(sources, context)
+    offline_text = without.text if without is not None else ""
+    grounded_text = with_search.text if with_search is not None else ""
+    facts = unique_facts(offline_text, grounded_text, evidence, question)
+    conflicts = find_conflicts(
+        offline_text, grounded_text, facts, numbered_evidence(sources, context)
     )
+    in_conflict = {("without", c.without) for c in conflicts} | {
+        ("with", c.with_search) for c in conflicts
+    }
+    facts = [f for f in facts if (f.side, f.text) not in in_conflict]
     retrieval_s = None
     if with_search is not None and "retrieval_wall_s" in with_search.timings:
         retrieval_s = with_search.timings["retrieval_wall_s"]
@@ -342,6 +448,7 @@ def summarize(without: Message | None, with_search: Message | None) -> CompareSu
         sources_cited=len(check.cited) if check else 0,
         unknown_citations=tuple(check.unknown) if check else (),
         unique_facts=tuple(facts),
+        conflicts=tuple(conflicts),
     )
 
 
@@ -361,5 +468,15 @@ def summary_json(summary: CompareSummary) -> dict[str, object]:
         "only_in_one_answer": [
             {"side": f.side, "kind": f.kind, "text": f.text, "supported_by_sources": f.supported}
             for f in summary.unique_facts
+        ],
+        "conflicts": [
+            {
+                "kind": c.kind,
+                "without_search": c.without,
+                "with_search": c.with_search,
+                "backed_by": c.backed,
+                "source": c.source,
+            }
+            for c in summary.conflicts
         ],
     }

@@ -25,6 +25,7 @@ from phichat.chat.window import check_answer_fits
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
 from phichat.models.base import ChatModel, GenerationOptions, GenerationStats
+from phichat.retrieval.searchproblems import without_sources_line
 from phichat.retrieval.types import PackBudget, Retrieval, RetrievalProgress
 
 T = TypeVar("T")
@@ -272,11 +273,9 @@ class Session:
         retrieval: Retrieval = yield from self._pump(
             lambda progress: retriever.retrieve(query, budget, progress, stop), stop
         )
-        if retrieval.search_error:
-            yield Status(
-                "searching",
-                f"search unavailable: {retrieval.search_error}; answering without sources",
-            )
+        problem = without_sources_line(retrieval, stop.is_set())
+        if problem is not None:
+            yield Status("searching", problem)
         return retrieval
 
     def pack_budget(self, question: str) -> PackBudget:

@@ -25,6 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat with Phi-3-mini in your terminal, optionally grounded in web search.",
     )
     parser.add_argument("--version", action="version", version=f"phichat {__version__}")
+    parser.add_argument(
+        "--cid",
+        metavar="ID",
+        help="open the app on saved conversation ID (any unique prefix; see `phichat history`)",
+    )
     add_model_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     ask.register(commands)
@@ -38,9 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_tui(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    conversation = None
+    if args.cid is not None:
+        # Resolved before the app starts, so a wrong id is a one-line error (exit 2).
+        from phichat.cli.conversations import load_conversation
+        from phichat.storage import ConversationStore
+
+        with ConversationStore() as store:
+            conversation = load_conversation(store, args.cid)
     from phichat.ui.app import run_app
 
-    return run_app(settings)
+    return run_app(settings, conversation)
 
 
 # Writing the output failed for a reason of the output's own (a full disk, a closed or

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -13,7 +14,14 @@ from typing import Any
 
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.cli.common import add_model_flags, settings_from_args
-from phichat.domain import Conversation, Message
+from phichat.cli.conversations import (
+    ShellConversation,
+    add_conversation_flags,
+    open_conversation,
+    say_where_saved,
+)
+from phichat.config import Settings
+from phichat.domain import Message
 from phichat.errors import PhichatError
 from phichat.textsafe import one_line, replace_lone_surrogates, strip_control
 
@@ -28,6 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     parser.add_argument("question", help="the question, or - to read it from stdin")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_conversation_flags(parser)
     add_model_flags(parser, on_subcommand=True)
     parser.set_defaults(handler=run)
 
@@ -66,24 +75,47 @@ def stop_on_ctrl_c(stop: threading.Event) -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     question = read_question(args.question)
+    from phichat.retrieval.search import check_search_settings
+
+    if settings.search:
+        check_search_settings(settings)
+
+    shell = open_conversation(args, settings)
+    try:
+        return answer(args, settings, question, shell)
+    finally:
+        shell.close()
+
+
+def answer(
+    args: argparse.Namespace, settings: Settings, question: str, shell: ShellConversation
+) -> int:
     from phichat.chat.factory import create_session
 
-    session = create_session(settings)
+    session = create_session(settings, store=shell.store)
+    conversation = shell.conversation
     stop = threading.Event()
     printer = JsonPrinter() if args.json else StreamPrinter()
     with stop_on_ctrl_c(stop):
         status("loading model " + session.model.name)
         session.model.load(lambda description, _fraction: status(description))
         finished: Message | None = None
-        for event in session.respond(Conversation(), question, settings.search, stop):
+        for event in session.respond(conversation, question, settings.search, stop):
             printer.show(event)
             if isinstance(event, Done):
                 finished = event.message
             elif isinstance(event, Failed):
+                say_where_saved(shell)
                 raise PhichatError(event.error)
     assert finished is not None
-    finished.timings.setdefault("load_s", getattr(session.model, "load_s", 0.0))
+    if "load_s" not in finished.timings:
+        finished.timings["load_s"] = getattr(session.model, "load_s", 0.0)
+        if shell.store is not None:
+            with contextlib.suppress(PhichatError):  # the answer itself is already saved
+                shell.store.save_message(conversation, finished)
+    printer.conversation_id = conversation.id if shell.store is not None else None
     printer.finish(finished, session.model.describe())
+    say_where_saved(shell)
     return EXIT_INTERRUPTED if finished.stopped else 0
 
 
@@ -136,6 +168,7 @@ class StreamPrinter:
 
     def __init__(self) -> None:
         self.progress = ProgressLines()
+        self.conversation_id: str | None = None
 
     def show(self, event: Event) -> None:
         if isinstance(event, Token):
@@ -156,7 +189,23 @@ class StreamPrinter:
                 sys.stdout.write(
                     f"[{source.n}] {one_line(source.title)} <{one_line(source.url)}>\n"
                 )
+        write_unverified_links(message)
         sys.stdout.flush()
+
+
+def unverified_urls(message: Message) -> list[str]:
+    """The links in the answer that are not among its sources (once each, in order)."""
+    from phichat.links import unverified_links
+
+    urls = [one_line(link.url, 2000) for link in unverified_links(message.text, message.sources)]
+    return list(dict.fromkeys(urls))
+
+
+def write_unverified_links(message: Message) -> None:
+    urls = unverified_urls(message)
+    if urls:
+        sys.stdout.write("\nUnverified links (not among the sources; check before opening):\n")
+        sys.stdout.writelines(f"  ⚠ {url}\n" for url in urls)
 
 
 class JsonPrinter:
@@ -164,12 +213,18 @@ class JsonPrinter:
 
     def __init__(self) -> None:
         self.progress = ProgressLines()
+        self.conversation_id: str | None = None  # where the answer was saved (None: not)
 
     def show(self, event: Event) -> None:
         if isinstance(event, Status):
             self.progress.show(event)
 
     def finish(self, message: Message, model_facts: dict[str, str]) -> None:
-        json.dump(answer_json(message, model_facts), sys.stdout, ensure_ascii=False)
+        data = {
+            **answer_json(message, model_facts),
+            "unverified_links": unverified_urls(message),
+            "conversation_id": self.conversation_id,
+        }
+        json.dump(data, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
         sys.stdout.flush()

@@ -10,9 +10,24 @@ from typing import Any
 
 from phichat.chat.compare_summary import CompareSummary, summary_json
 from phichat.chat.events import Failed, SourcesReady, Status, Token
-from phichat.cli.ask import EXIT_INTERRUPTED, answer_json, read_question, status, stop_on_ctrl_c
+from phichat.cli.ask import (
+    EXIT_INTERRUPTED,
+    answer_json,
+    read_question,
+    status,
+    stop_on_ctrl_c,
+    unverified_urls,
+    write_unverified_links,
+)
 from phichat.cli.common import add_model_flags, settings_from_args
-from phichat.domain import Conversation, Message
+from phichat.cli.conversations import (
+    ShellConversation,
+    add_conversation_flags,
+    open_conversation,
+    say_where_saved,
+)
+from phichat.config import Settings
+from phichat.domain import Message
 from phichat.errors import PhichatError
 from phichat.textsafe import one_line, strip_control
 
@@ -30,28 +45,47 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     parser.add_argument("question", help="the question, or - to read it from stdin")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_conversation_flags(parser)
     add_model_flags(parser, on_subcommand=True)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from phichat.retrieval.search import check_search_settings
+
+    settings = settings_from_args(args)
+    check_search_settings(settings)  # a compare always searches
+    question = read_question(args.question)
+    shell = open_conversation(args, settings)
+    try:
+        return compare(args, settings, question, shell)
+    finally:
+        shell.close()
+
+
+def compare(
+    args: argparse.Namespace, settings: Settings, question: str, shell: ShellConversation
+) -> int:
     from phichat.chat.compare import CompareDone, SideEvent, run_compare
     from phichat.chat.factory import create_session
 
-    settings = settings_from_args(args)
-    question = read_question(args.question)
-    session = create_session(settings)
+    session = create_session(settings, store=shell.store)
     stop = threading.Event()
     progress = SideProgress()
     printer = StreamPrinter(progress) if not args.json else None
     done: CompareDone | None = None
+    failed = False  # an answer failed: the exit status says so
     with stop_on_ctrl_c(stop):
         status("loading model " + session.model.name)
         session.model.load(lambda description, _fraction: status(description))
-        for event in run_compare(session, Conversation(), question, stop):
+        for event in run_compare(session, shell.conversation, question, stop):
             if isinstance(event, Failed):
                 raise PhichatError(event.error)
             if isinstance(event, SideEvent):
+                if isinstance(event.event, Failed):
+                    failed = True
+                    if printer is None:
+                        status(f"{HEADINGS[event.side].lower()}: failed: {event.event.error}")
                 if printer is not None:
                     printer.show(event.side, event.event)
                 elif isinstance(event.event, Status):
@@ -67,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
         json.dump(compare_json(done, facts), sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
     sys.stdout.flush()
+    say_where_saved(shell)
     stopped = any(m is not None and m.stopped for m in (done.without, done.with_search))
-    return EXIT_INTERRUPTED if stopped else 0
+    if stopped:
+        return EXIT_INTERRUPTED
+    return 1 if failed else 0
 
 
 class SideProgress:
@@ -92,7 +129,12 @@ def compare_json(done: Any, model_facts: dict[str, str]) -> dict[str, Any]:
         if message is None:
             return {"answer": None, "timings": {}}
         full = answer_json(message, model_facts)
-        return {"answer": full["answer"], "timings": full["timings"], "stopped": message.stopped}
+        return {
+            "answer": full["answer"],
+            "timings": full["timings"],
+            "stopped": message.stopped,
+            "unverified_links": unverified_urls(message),
+        }
 
     with_search = side(done.with_search)
     message = done.with_search
@@ -142,6 +184,7 @@ class StreamPrinter:
             if event.message.stopped:
                 sys.stdout.write("\n[stopped]")
             sys.stdout.write("\n")
+            write_unverified_links(event.message)
 
     def finish(self, grounded: Message | None) -> None:
         if grounded is not None and grounded.sources:
@@ -173,8 +216,10 @@ def summary_lines(summary: CompareSummary) -> list[str]:
     if summary.unknown_citations:
         cited += ", cites missing " + ", ".join(f"[{n}]" for n in summary.unknown_citations)
     lines += ["", cited, ""]
+    lines += conflict_lines(summary)
     if not summary.unique_facts:
-        lines.append("Both answers name the same numbers, dates, names and places.")
+        same = "Otherwise the" if summary.conflicts else "Both answers name the"
+        lines.append(f"{same} same numbers, dates, names and places.")
         return lines
     lines.append("Only in one answer (✓ the sources mention it, ✗ they do not):")
     for side in ("without", "with"):
@@ -186,3 +231,19 @@ def summary_lines(summary: CompareSummary) -> list[str]:
             mark = "✓" if fact.supported else "✗"
             lines.append(f"    {mark} {KIND_NAMES[fact.kind]:6} {one_line(fact.text, 80)}")
     return lines
+
+
+def conflict_lines(summary: CompareSummary) -> list[str]:
+    """The values the answers contradict each other on, and which side a source backs."""
+    if not summary.conflicts:
+        return []
+    lines = ["The answers disagree:"]
+    for conflict in summary.conflicts:
+        left, right = one_line(conflict.without, 80), one_line(conflict.with_search, 80)
+        if conflict.backed is None:
+            verdict = "no source gives either"
+        else:
+            backed = left if conflict.backed == "without" else right
+            verdict = f"source [{conflict.source}] says {backed}"
+        lines.append(f"  ⚠ {left} (without search) vs {right} (with search): {verdict}")
+    return [*lines, ""]

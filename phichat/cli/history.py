@@ -1,4 +1,5 @@
-"""``phichat history``: list saved conversations, or export one (``history export ID``)."""
+"""``phichat history``: list saved conversations, show one (``history show ID``) or export
+one (``history export ID``)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ SHORT_ID_MIN = 8
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser(
         "history",
-        help="list saved conversations, or export one",
+        help="list saved conversations, show one, or export one",
         description="List saved conversations, newest first. "
+        "`phichat history show ID` prints one with its sources; "
         "`phichat history export ID` writes one as Markdown, or its trip plan as an iCalendar "
         "file (--format ics); any unique prefix of the id works.",
     )
@@ -48,6 +50,16 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE")
     export.set_defaults(handler=run_export)
+    show = actions.add_parser(
+        "show",
+        help="print one conversation: answers, citations and their sources",
+        description="Print a conversation to stdout, each answer with its [n] citations and "
+        "its sources under it: plain text when piped, formatted on a terminal. "
+        "Any unique prefix of the id works.",
+    )
+    show.add_argument("id", metavar="ID", help="conversation id or a unique prefix of it")
+    show.add_argument("--json", action="store_true", help="print the stored records as JSON")
+    show.set_defaults(handler=run_show)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -89,6 +101,16 @@ def run_export(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise PhichatError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from phichat.cli.history_show import show
+    from phichat.storage import ConversationStore
+
+    with ConversationStore() as store:
+        conversation = store.load(store.resolve_id(args.id))
+    show(conversation, sys.stdout, as_json=args.json)
     return 0
 
 

@@ -92,12 +92,13 @@ def print_report(retrieval: Retrieval, context_tokens: int | None) -> None:
 def run(args: argparse.Namespace) -> int:
     from phichat.cli.ask import read_question, stop_on_ctrl_c
     from phichat.retrieval.pipeline import WebRetriever
+    from phichat.retrieval.search import check_search_settings
+    from phichat.retrieval.searchproblems import NO_RESULTS, is_setup_problem, problem_line
     from phichat.retrieval.types import PackBudget
 
     settings = settings_from_args(args)
-    if settings.engine == "searxng" and not settings.searxng_url:
-        # A setup mistake, not a network failure: say so before searching at all.
-        raise ConfigError("the searxng engine needs a URL: --searxng-url URL (or searxng_url)")
+    # A setup mistake, not a network failure: say so before searching at all.
+    check_search_settings(settings)
     question = " ".join(read_question(args.question).split())
     stop = threading.Event()
     retriever = WebRetriever(settings)
@@ -119,5 +120,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_report(retrieval, tokens)
     if retrieval.search_error:
-        raise PhichatError(f"search unavailable: {retrieval.search_error}")
+        error = PhichatError(problem_line(retrieval.search_error))
+        error.exit_code = ConfigError.exit_code if is_setup_problem(retrieval.search_error) else 1
+        raise error
+    if not retrieval.pages and not stop.is_set():
+        status(NO_RESULTS)
     return 130 if stop.is_set() else 0

@@ -3,6 +3,8 @@
 Asking the same question twice (a regenerate, a retry, ``phichat search`` then
 ``phichat ask``) should not hit the engine again: it is slower and DuckDuckGo rate-limits
 repeated queries. The cache is one JSON file; a damaged file is simply started afresh.
+It also remembers, per engine, that the engine rate-limited phichat and until when it is
+left alone, so a second ``phichat ask`` a moment later does not make the block worse.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from phichat.retrieval.types import SearchResult
 
 DEFAULT_TTL_S = 6 * 3600.0
 DEFAULT_MAX_ENTRIES = 200
+# Rate-limit records live in the same file under keys no query key can start with.
+_RATE_LIMIT_PREFIX = "!rate-limit|"
 
 
 class SearchCache:
@@ -86,4 +90,34 @@ class SearchCache:
             if len(data) > self.max_entries:
                 newest = sorted(data.items(), key=lambda kv: kv[1].get("at", 0))
                 data = dict(newest[-self.max_entries :])
+            self._write(data)
+
+    # ---- rate limits -------------------------------------------------------------------------
+    def now(self) -> float:
+        return self._clock()
+
+    def rate_limit(self, engine_key: str) -> tuple[float, int]:
+        """(the time until which ``engine_key`` is left alone, rate limits in a row)."""
+        with self._lock:
+            entry = self._read().get(_RATE_LIMIT_PREFIX + engine_key)
+        if not self._fresh(entry, self._clock()):
+            return 0.0, 0
+        until, strikes = entry.get("until"), entry.get("strikes")  # type: ignore[union-attr]
+        if not isinstance(until, int | float) or not isinstance(strikes, int):
+            return 0.0, 0
+        return float(until), max(strikes, 0)
+
+    def set_rate_limit(self, engine_key: str, until: float, strikes: int) -> None:
+        """Remember a rate limit (``strikes`` > 0) or forget it (``strikes`` == 0)."""
+        now = self._clock()
+        with self._lock:
+            data = {k: v for k, v in self._read().items() if self._fresh(v, now)}
+            if strikes > 0:
+                data[_RATE_LIMIT_PREFIX + engine_key] = {
+                    "at": now,
+                    "until": until,
+                    "strikes": strikes,
+                }
+            else:
+                data.pop(_RATE_LIMIT_PREFIX + engine_key, None)
             self._write(data)

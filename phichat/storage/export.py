@@ -1,8 +1,11 @@
 """Export a conversation as Markdown, with each answer's sources as footnotes.
 
 ``[n]`` citations in an answer become footnote references, but only for numbers that
-exist among that answer's sources; any other bracket is left as written. Code spans and
-fenced code blocks are left alone, so ``items[1]`` in a code sample stays code.
+exist among that answer's sources; in an answer with sources, a number that matches none
+is flagged ``[n?]``, as the app shows it. A link that is not one of the answer's sources
+is marked unverified (with its address, for a link whose text hides it), and a note under
+the answer lists both. Code spans and fenced code blocks are left alone, so ``items[1]``
+in a code sample stays code.
 """
 
 from __future__ import annotations
@@ -10,15 +13,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from phichat.citations import CITATION
+from phichat.citations import CITATION, check_citations
 from phichat.domain import Conversation, Message, Source
+from phichat.links import CODE, Link, mark_unverified, unverified_links
 from phichat.textsafe import one_line, strip_control
-
-# Fenced code blocks (``` or ~~~, to the matching fence or the end) and inline code spans.
-_CODE = re.compile(
-    r"^(?P<fence>`{3,}|~{3,})[^\n]*\n.*?(?:^(?P=fence)[ \t]*$|\Z)|(?P<ticks>`+)[^`]*?(?P=ticks)",
-    re.MULTILINE | re.DOTALL,
-)
 
 ROLE_HEADINGS = {"user": "User", "assistant": "Assistant"}
 COMPARE_HEADINGS = {"without": "compare: without search", "with": "compare: with search"}
@@ -60,8 +58,14 @@ def _message_lines(message: Message, label_prefix: str) -> list[str]:
         lines += [f"*Searched for:* {one_line(message.query)}", ""]
     text = strip_control(message.text).strip()
     numbers = {source.n for source in message.sources}
+    if text and message.role == "assistant":
+        text = mark_unverified(text, message.sources, _unverified_marker)
     if text:
-        lines.append(link_citations(text, numbers, label_prefix))
+        lines.append(
+            link_citations(text, numbers, label_prefix, flag_unknown=bool(message.sources))
+        )
+    if message.role == "assistant":
+        lines += _warnings(message)
     if message.stopped:
         lines += ["", "*(stopped before the end)*"]
     if message.error:
@@ -75,24 +79,53 @@ def _message_lines(message: Message, label_prefix: str) -> list[str]:
     return lines
 
 
-def link_citations(text: str, numbers: set[int], label_prefix: str = "") -> str:
-    """Turn ``[n]`` into ``[^n]`` wherever n is in ``numbers``, outside code."""
+def link_citations(
+    text: str, numbers: set[int], label_prefix: str = "", *, flag_unknown: bool = False
+) -> str:
+    """Turn ``[n]`` into ``[^n]`` wherever n is in ``numbers``, outside code.
+
+    With ``flag_unknown``, a number not in ``numbers`` becomes ``[n?]``; without, a bracket
+    citing no known number is left as written.
+    """
+    unknown = "[{n}?]" if flag_unknown else "[{n}]"
 
     def convert(match: re.Match[str]) -> str:
         cited = [int(part) for part in match.group(1).split(",")]
-        if not any(n in numbers for n in cited):
+        if not flag_unknown and not any(n in numbers for n in cited):
             return match.group(0)
-        # Known numbers become references; unknown ones stay visible as plain [n].
-        return "".join(f"[^{label_prefix}{n}]" if n in numbers else f"[{n}]" for n in cited)
+        return "".join(
+            f"[^{label_prefix}{n}]" if n in numbers else unknown.format(n=n) for n in cited
+        )
 
     pieces: list[str] = []
     done = 0
-    for code in _CODE.finditer(text):
+    for code in CODE.finditer(text):
         pieces.append(CITATION.sub(convert, text[done : code.start()]))
         pieces.append(code.group(0))
         done = code.end()
     pieces.append(CITATION.sub(convert, text[done:]))
     return "".join(pieces)
+
+
+def _unverified_marker(link: Link) -> str:
+    # A labelled link hides its address: show it, in code so that it is not a link itself.
+    shown = f" `{link.url.replace('`', '%60')}`" if link.label is not None else ""
+    return f" *(⚠ unverified link{shown})*"
+
+
+def _warnings(message: Message) -> list[str]:
+    """A note under an answer naming what its reader should not trust blindly."""
+    problems = []
+    if message.sources:
+        unknown = check_citations(message.text, message.sources).unknown
+        problems += [f"[{n}] points at no source" for n in unknown]
+    for link in unverified_links(strip_control(message.text), message.sources):
+        problems.append(
+            f"`{one_line(link.url, 500).replace('`', '%60')}` is not one of its sources"
+        )
+    if not problems:
+        return []
+    return ["", "> ⚠ Check before trusting: " + "; ".join(problems) + "."]
 
 
 def _footnote(source: Source, label_prefix: str) -> str:

@@ -10,7 +10,8 @@ import asyncio
 import dataclasses
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 
 from textual.app import App, ComposeResult, SystemCommand
@@ -36,14 +37,17 @@ from phichat.ui.screens.confirm_screen import ConfirmScreen
 from phichat.ui.screens.context_screen import ContextScreen
 from phichat.ui.screens.export_screen import ExportScreen
 from phichat.ui.screens.help_screen import HelpScreen
+from phichat.ui.screens.open_link_screen import OpenLinkScreen
 from phichat.ui.screens.preset_screen import NO_PRESET, PresetScreen
 from phichat.ui.screens.rename_screen import RenameScreen
 from phichat.ui.untrusted import display_title, safe_url
+from phichat.ui.widgets import cpu_notice
 from phichat.ui.widgets.answer import Answer
 from phichat.ui.widgets.compare_view import CompareView
 from phichat.ui.widgets.composer import Composer
 from phichat.ui.widgets.conversation_list import ConversationList
 from phichat.ui.widgets.conversation_view import ConversationView
+from phichat.ui.widgets.cpu_notice import CpuNotice
 from phichat.ui.widgets.model_loader import ModelLoader
 from phichat.ui.widgets.model_problem import ModelProblem
 from phichat.ui.widgets.search_toggle import SearchToggle
@@ -67,6 +71,7 @@ class PhichatApp(App[int]):
         session: Session | None = None,
         model: ChatModel | None = None,
         store: ConversationStore | None = None,
+        conversation: Conversation | None = None,
     ) -> None:
         super().__init__()
         install_paste_guard()  # before the driver starts reading the terminal
@@ -77,7 +82,8 @@ class PhichatApp(App[int]):
 
             session = create_session(settings, model=model, store=self.store)
         self.session = session
-        self.conversation = Conversation()
+        # `phichat --cid ID` opens on a saved conversation; otherwise a fresh one.
+        self.conversation = conversation if conversation is not None else Conversation()
         self._answer: Answer | None = None  # the answer the running turn writes into
         self._pending_text: str | None = None  # what the running turn was asked
         self._messages_before = 0  # conversation length when the running turn started
@@ -161,8 +167,25 @@ class PhichatApp(App[int]):
     def on_model_loader_progressed(self, event: ModelLoader.Progressed) -> None:
         self.status_bar.show_loading(self.session.model.name, event.description, event.fraction)
 
-    def on_model_loader_loaded(self, event: ModelLoader.Loaded) -> None:
+    async def on_model_loader_loaded(self, event: ModelLoader.Loaded) -> None:
         self.status_bar.show_ready(event.facts)
+        await self._maybe_show_cpu_notice(event.facts)
+
+    async def _maybe_show_cpu_notice(self, facts: Mapping[str, str]) -> None:
+        """Once per start, until dismissed: what an answer costs on this CPU (cpu_notice)."""
+        if not cpu_notice.applies(self.settings.backend, facts) or self.query(CpuNotice):
+            return
+        if self._read_preference(cpu_notice.DISMISSED_PREFERENCE):
+            return
+        try:
+            measured = float(self._read_preference(cpu_notice.SPEED_PREFERENCE) or "")
+        except ValueError:
+            measured = None
+        text = cpu_notice.notice_text(
+            facts.get("dtype", "float32"), measured, self.settings.max_new_tokens
+        )
+        remember = partial(self._write_preference, cpu_notice.DISMISSED_PREFERENCE, "1")
+        await self.mount(CpuNotice(text, remember), before=self.status_bar)
 
     async def on_model_loader_failed(self, event: ModelLoader.Failed) -> None:
         self.status_bar.show_failed()
@@ -252,6 +275,9 @@ class PhichatApp(App[int]):
             return
         self.runner.ended(event.turn_id)
         await answer.finish(event.message)
+        speed = cpu_notice.measured_speed(event.message.timings)
+        if speed is not None and self.session.model.describe().get("device") == "cpu":
+            self._write_preference(cpu_notice.SPEED_PREFERENCE, f"{speed:.2f}")
         self.status_bar.show_turn("stopped" if event.message.stopped else "")
         self._turn_over()
 
@@ -299,7 +325,7 @@ class PhichatApp(App[int]):
                 timeout=8,
             )
         else:
-            compare.show_summary_of(event.done.without, event.done.with_search)
+            compare.show_summary_of(event.done.without, event.done.with_search, event.done.question)
         self._turn_over()
 
     async def _compare_failed(self, event: TurnRunner.Failed) -> None:
@@ -490,6 +516,13 @@ class PhichatApp(App[int]):
             self.notify(f"Could not open {url}: {exc}", severity="error", markup=False)
             return
         self.notify(f"Opening {url}", markup=False, timeout=3)
+
+    def on_answer_unverified_link_clicked(self, event: Answer.UnverifiedLinkClicked) -> None:
+        def chosen(confirmed: bool | None) -> None:
+            if confirmed:
+                self.on_source_list_open_requested(SourceList.OpenRequested(event.url))
+
+        self.push_screen(OpenLinkScreen(event.url), chosen)
 
     def on_source_list_copy_requested(self, event: SourceList.CopyRequested) -> None:
         self.copy_to_clipboard(event.url)
@@ -721,8 +754,8 @@ def default_export_path(conversation: Conversation) -> Path:
     return Path.cwd() / f"phichat-{slug}-{conversation.id[:6]}.md"
 
 
-def run_app(settings: Settings) -> int:
-    """Open the TUI; returns the process exit status."""
-    app = PhichatApp(settings)
+def run_app(settings: Settings, conversation: Conversation | None = None) -> int:
+    """Open the TUI (on ``conversation``, when given); returns the process exit status."""
+    app = PhichatApp(settings, conversation=conversation)
     result = app.run()
     return int(result or 0)

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from phichat.citations import find_citations
 from phichat.domain import Source
+from phichat.links import mark_unverified
 from phichat.textsafe import one_line, strip_control
 
 _SAFE_SCHEMES = {"http", "https"}
@@ -66,3 +67,12 @@ def link_citations(answer: str, sources: list[Source]) -> str:
         position = citation.end
     pieces.append(answer[position:])
     return "".join(pieces)
+
+
+UNVERIFIED_MARK = " **⚠ unverified link**"
+
+
+def mark_unverified_links(answer: str, sources: list[Source]) -> str:
+    """The answer with every link that is not one of ``sources`` marked as unverified
+    (clicking one asks before opening it)."""
+    return mark_unverified(answer, sources, lambda _link: UNVERIFIED_MARK)

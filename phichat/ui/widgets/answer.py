@@ -12,19 +12,28 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message as TextualMessage
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from phichat.chat.itinerary import Itinerary, parse_itinerary
 from phichat.domain import Message, Source
+from phichat.links import is_source
 from phichat.textsafe import one_line, strip_control
-from phichat.ui.untrusted import link_citations
+from phichat.ui.untrusted import link_citations, mark_unverified_links
 from phichat.ui.widgets.itinerary_view import ItineraryView
 from phichat.ui.widgets.retrieval_steps import RetrievalSteps
 from phichat.ui.widgets.source_list import SourceList
 
 
 class Answer(Vertical):
+    class UnverifiedLinkClicked(TextualMessage):
+        """A link in the answer that is not one of its sources was clicked: ask first."""
+
+        def __init__(self, url: str) -> None:
+            super().__init__()
+            self.url = url
+
     def __init__(self, *, search: bool, message: Message | None = None) -> None:
         super().__init__(classes="answer")
         self.search = search
@@ -141,7 +150,9 @@ class Answer(Vertical):
         return parse_itinerary(self.message.text)
 
     def _final_markdown(self) -> str:
-        text = strip_control(self.message.text if self.message else self.text)
+        text = mark_unverified_links(
+            strip_control(self.message.text if self.message else self.text), self.sources
+        )
         return link_citations(text, self.sources) if self.sources else text
 
     def _show_outcome(self, message: Message) -> None:
@@ -174,6 +185,9 @@ class Answer(Vertical):
     def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
         """A citation link: highlight its source in the list, then open it."""
         event.stop()
+        if not is_source(event.href.strip("<>"), self.sources):
+            self.post_message(self.UnverifiedLinkClicked(event.href.strip("<>")))
+            return
         lists = self.query(SourceList)
         for source in self.sources:
             if event.href.strip("<>") == source.url and lists:

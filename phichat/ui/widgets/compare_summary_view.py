@@ -34,7 +34,17 @@ def summary_renderable(summary: CompareSummary) -> Table:
         )
 
     facts = Text()
-    if not summary.unique_facts:
+    for conflict in summary.conflicts:
+        facts.append("⚠ disagree: ", style="bold yellow")
+        facts.append(f"{one_line(conflict.without, 40)} (without) vs ")
+        facts.append(f"{one_line(conflict.with_search, 40)} (with)")
+        if conflict.backed is not None:
+            backed = conflict.without if conflict.backed == "without" else conflict.with_search
+            facts.append(f"; source [{conflict.source}] says {one_line(backed, 40)}", "dim")
+        facts.append("\n")
+    if not summary.unique_facts and summary.conflicts:
+        facts.append("Otherwise the same numbers, dates, names and places.", "dim")
+    elif not summary.unique_facts:
         facts.append("Both answers name the same numbers, dates, names and places.", "dim")
     else:
         facts.append("Only in one answer ", style="bold")

@@ -12,9 +12,15 @@ from phichat.ui.widgets.compare_summary_view import CompareSummaryView
 
 
 class CompareView(Vertical):
-    def __init__(self, without: Message | None = None, with_search: Message | None = None) -> None:
+    def __init__(
+        self,
+        without: Message | None = None,
+        with_search: Message | None = None,
+        question: str = "",
+    ) -> None:
         super().__init__(classes="compare")
         self._saved = {"without": without, "with": with_search}
+        self._question = question  # what both answered: its facts are never "only in one"
         self._reopened = without is not None or with_search is not None
 
     def compose(self) -> ComposeResult:
@@ -28,13 +34,15 @@ class CompareView(Vertical):
 
     def on_mount(self) -> None:
         if self._reopened:
-            self.show_summary_of(self._saved["without"], self._saved["with"])
+            self.show_summary_of(self._saved["without"], self._saved["with"], self._question)
 
     def answer(self, side: str) -> Answer:
         return self.query_one(f".compare-{side}", Answer)
 
-    def show_summary_of(self, without: Message | None, with_search: Message | None) -> None:
-        self.query_one(CompareSummaryView).show(summarize(without, with_search))
+    def show_summary_of(
+        self, without: Message | None, with_search: Message | None, question: str = ""
+    ) -> None:
+        self.query_one(CompareSummaryView).show(summarize(without, with_search, question))
 
     @property
     def sides(self) -> tuple[Side, Side]:

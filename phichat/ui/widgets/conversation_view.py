@@ -66,10 +66,12 @@ def message_widgets(messages: list[Message]) -> list[UserMessage | Answer | Comp
     """One widget per message, except that a compare's two answers share one view."""
     widgets: list[UserMessage | Answer | CompareView] = []
     index = 0
+    question = ""  # the latest user message: what a compare after it answered
     while index < len(messages):
         message = messages[index]
         index += 1
         if message.role == "user":
+            question = message.text
             widgets.append(UserMessage(message))
         elif message.compare_side is not None:
             # A compare: its "without" answer, then (normally) its "with" answer.
@@ -78,7 +80,7 @@ def message_widgets(messages: list[Message]) -> list[UserMessage | Answer | Comp
             if following is not None and following.compare_side not in (None, *pair):
                 pair[following.compare_side] = following
                 index += 1
-            widgets.append(CompareView(pair.get("without"), pair.get("with")))
+            widgets.append(CompareView(pair.get("without"), pair.get("with"), question))
         else:
             widgets.append(Answer(search=message.search_used, message=message))
     return widgets
