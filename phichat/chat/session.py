@@ -206,6 +206,7 @@ class Session:
                 timings.update(
                     ttft_s=stats.ttft_s,
                     prompt_tokens=float(stats.prompt_tokens),
+                    reused_tokens=float(stats.reused_tokens),
                     new_tokens=float(stats.new_tokens),
                     tokens_per_s=stats.tokens_per_s,
                 )
