@@ -34,9 +34,8 @@ class GenerationStats:
     """Filled in by ``stream()`` as it runs; read after the stream ends."""
 
     prompt_tokens: int = 0
-    reused_tokens: int = (
-        0  # prompt tokens served from a cached prefix; prefilled = prompt_tokens - reused_tokens  # noqa: E501
-    )
+    # prompt tokens served from a cached prefix; prefilled = prompt_tokens - reused_tokens
+    reused_tokens: int = 0
     new_tokens: int = 0
     ttft_s: float = 0.0
     total_s: float = 0.0
