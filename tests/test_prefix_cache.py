@@ -24,8 +24,9 @@ SYSTEM: ChatMessage = {"role": "system", "content": "You are helpful."}
 class FakeCache:
     """Stands in for DynamicCache: a length that crop() shortens by a negative count."""
 
-    def __init__(self, length: int) -> None:
+    def __init__(self, length: int, forked_from: FakeCache | None = None) -> None:
         self.length = length
+        self.forked_from = forked_from
 
     def get_seq_length(self) -> int:
         return self.length
@@ -35,6 +36,10 @@ class FakeCache:
         self.length += tokens_to_remove
 
 
+def fork(cache: FakeCache, length: int) -> FakeCache:
+    return FakeCache(length, forked_from=cache)
+
+
 def test_common_prefix_length() -> None:
     assert common_prefix_length([1, 2, 3], [1, 2, 4]) == 2
     assert common_prefix_length([1, 2], [1, 2, 3]) == 2
@@ -42,7 +47,7 @@ def test_common_prefix_length() -> None:
 
 
 def test_take_crops_to_the_shared_prefix_and_always_leaves_a_token_to_prefill() -> None:
-    prefix = PrefixCache(max_tokens=100)
+    prefix = PrefixCache(max_tokens=100, fork=fork)
     prefix.put([1, 2, 3, 4, 5], FakeCache(5))
     cache, reused = prefix.take([1, 2, 3, 9])
     assert reused == 3 and cache is not None and cache.get_seq_length() == 3
@@ -53,7 +58,7 @@ def test_take_crops_to_the_shared_prefix_and_always_leaves_a_token_to_prefill() 
 
 
 def test_take_picks_the_longest_match_and_leaves_the_others() -> None:
-    prefix = PrefixCache(max_tokens=100)
+    prefix = PrefixCache(max_tokens=100, fork=fork)
     prefix.put([1, 2, 3, 4], FakeCache(4))
     prefix.put([7, 8], FakeCache(2))
     assert prefix.take([5, 6]) == (None, 0)
@@ -62,8 +67,18 @@ def test_take_picks_the_longest_match_and_leaves_the_others() -> None:
     assert reused == 4 and len(prefix) == 1
 
 
+def test_a_short_match_is_copied_so_the_long_entry_stays_whole() -> None:
+    prefix = PrefixCache(max_tokens=100, fork=fork)
+    long = FakeCache(6)
+    prefix.put([1, 2, 3, 4, 5, 6], long)
+    cache, reused = prefix.take([1, 2, 9, 9])
+    assert reused == 2 and cache is not None and cache.forked_from is long
+    assert cache.get_seq_length() == 2
+    assert long.get_seq_length() == 6 and prefix.cached_tokens == 6
+
+
 def test_entries_beyond_the_token_cap_are_dropped_oldest_first() -> None:
-    prefix = PrefixCache(max_tokens=10, max_entries=3)
+    prefix = PrefixCache(max_tokens=10, fork=fork, max_entries=3)
     prefix.put(list(range(6)), FakeCache(6))
     prefix.put(list(range(20, 23)), FakeCache(3))
     assert prefix.cached_tokens == 9
@@ -74,7 +89,7 @@ def test_entries_beyond_the_token_cap_are_dropped_oldest_first() -> None:
 
 
 def test_a_cache_that_does_not_match_its_tokens_is_not_kept() -> None:
-    prefix = PrefixCache(max_tokens=100)
+    prefix = PrefixCache(max_tokens=100, fork=fork)
     prefix.put([1, 2, 3], FakeCache(2))
     assert len(prefix) == 0
 
@@ -126,27 +141,41 @@ def test_a_diverging_prompt_crops_the_cache_where_it_diverges(
     warm_and_cold: tuple[Phi3Model, Phi3Model],
 ) -> None:
     warm, cold = warm_and_cold
-    first: list[ChatMessage] = [
-        SYSTEM,
-        {"role": "user", "content": "Plan a day in Belize City with a walk by the sea"},
-    ]
-    text, _ = answer(warm, first)
-    # The same system prompt, then a different question: reuse stops at the divergence.
-    other: list[ChatMessage] = [SYSTEM, {"role": "user", "content": "Skagway trains"}]
+    start: list[ChatMessage] = [SYSTEM, {"role": "user", "content": "Plan a day in Belize City"}]
+    text, _ = answer(warm, start)
+    history = [*start, {"role": "assistant", "content": text}]
+    first = [*history, {"role": "user", "content": "What about the lighthouse by the sea?"}]
+    answer(warm, first)
+    # The same conversation, another last question: reuse stops where the prompts part.
+    other = [*history, {"role": "user", "content": "Skagway trains"}]
     shared = common_prefix_length(
         warm._encode(first)["input_ids"][0].tolist(), warm._encode(other)["input_ids"][0].tolist()
     )
     got, stats = answer(warm, other)
     assert stats.reused_tokens == shared > 0
     assert got == cold_answer(cold, other)[0]
-    # Going back to the first conversation still answers as a cold prefill would.
-    follow_up: list[ChatMessage] = [
-        *first,
-        {"role": "assistant", "content": text},
-        {"role": "user", "content": "Why?"},
+    # The first question again still answers as a cold prefill would.
+    got, stats = answer(warm, first)
+    assert stats.reused_tokens == shared
+    assert got == cold_answer(cold, first)[0]
+
+
+def test_a_short_unrelated_prompt_leaves_the_long_prefix_in_place(
+    warm_and_cold: tuple[Phi3Model, Phi3Model],
+) -> None:
+    warm, _ = warm_and_cold
+    conversation: list[ChatMessage] = [
+        SYSTEM,
+        {"role": "user", "content": "Plan a day in Belize City with a walk by the sea " * 4},
     ]
-    got, stats = answer(warm, follow_up)
-    assert got == cold_answer(cold, follow_up)[0]
+    text, first = answer(warm, conversation)
+    # Shares only the template's first tokens (a search-query rewrite looks like this).
+    _, aside = answer(warm, [{"role": "user", "content": "Skagway trains"}])
+    assert aside.reused_tokens == 1  # <s>, copied: the long entry stays whole
+    follow_up = [*conversation, {"role": "assistant", "content": text}]
+    follow_up.append({"role": "user", "content": "Why?"})
+    _, stats = answer(warm, follow_up)
+    assert stats.reused_tokens >= first.prompt_tokens
 
 
 def test_a_regenerate_reuses_the_prompt_and_gives_the_same_greedy_answer(
@@ -191,3 +220,41 @@ def test_reset_cache_forgets_the_cached_states(tiny_phi3_path: Path) -> None:
     model.reset_cache()
     _, stats = answer(model, messages)
     assert stats.reused_tokens == 0
+
+
+class OneSourceRetriever:
+    """Returns a different one-source block per query, as a real search would."""
+
+    def retrieve(self, query, budget, progress, stop):  # type: ignore[no-untyped-def]
+        from phichat.domain import Source
+        from phichat.retrieval.types import Retrieval
+
+        source = Source(1, "Fort George", "https://example.org/fort")
+        block = f"[1] Fort George\nhttps://example.org/fort\nAbout {query}: opens at 9."
+        return Retrieval(query=query, sources=[source], context_text=block)
+
+
+def test_session_follow_ups_with_search_reuse_the_whole_previous_turn(
+    warm_and_cold: tuple[Phi3Model, Phi3Model],
+) -> None:
+    from phichat.chat.events import Done
+    from phichat.chat.session import Session, TurnOptions
+    from phichat.domain import Conversation
+
+    warm, cold = warm_and_cold
+    options = TurnOptions(GREEDY, context_chars=2000)
+    warm_session = Session(warm, options, retriever=OneSourceRetriever())
+    cold_session = Session(cold, options, retriever=OneSourceRetriever())
+    warm_chat, cold_chat = Conversation(), Conversation()
+    previous_prompt = 0
+    for question in ["Plan a day in Belize", "What about the lighthouse?", "And dinner?"]:
+        cold.reset_cache()
+        warm_done = list(warm_session.respond(warm_chat, question, True, threading.Event()))[-1]
+        cold_done = list(cold_session.respond(cold_chat, question, True, threading.Event()))[-1]
+        assert isinstance(warm_done, Done) and isinstance(cold_done, Done)
+        assert warm_done.message.text == cold_done.message.text
+        timings = warm_done.message.timings
+        # A search-query rewrite ran in between, yet the conversation's prefix survived it.
+        assert timings["reused_tokens"] >= previous_prompt
+        previous_prompt = int(timings["prompt_tokens"])
+    assert previous_prompt > 0

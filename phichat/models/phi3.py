@@ -145,7 +145,7 @@ class Phi3Model:
             self._dtype = dtype
             self._model = model
             # Fresh weights: states computed by any earlier weights must never be reused.
-            self._prefix = PrefixCache(self.context_window)
+            self._prefix = PrefixCache(self.context_window, fork=_copy_prefix)
             self.load_s = time.perf_counter() - started
             report("ready", 1.0)
 
@@ -295,6 +295,17 @@ def _generate_kwargs(
         # Greedy: clear the sampling knobs a checkpoint's generation_config may carry.
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     return kwargs
+
+
+def _copy_prefix(cache: Any, length: int) -> Any:
+    """A new DynamicCache holding copies of the first ``length`` positions of ``cache``."""
+    from transformers import DynamicCache
+
+    copy = DynamicCache()
+    for index, layer in enumerate(cache.layers):
+        keys = layer.keys[..., :length, :].clone()
+        copy.update(keys, layer.values[..., :length, :].clone(), index)
+    return copy
 
 
 def _stop_token_ids(tokenizer: Any) -> list[int]:

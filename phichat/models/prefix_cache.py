@@ -15,7 +15,7 @@ The cache object is anything with ``get_seq_length()`` and ``crop(negative count
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,12 +49,25 @@ class PrefixCache:
     evict the conversation's long prefix. The token cap keeps memory at one window's worth
     of states, which is what a single long prompt needs anyway.
 
+    When the shared prefix is less than half of an entry, the prefix is copied (``fork``)
+    and the entry stays whole: a short prompt that shares little more than the start of
+    the chat template (a query rewrite, another conversation) must not destroy a long
+    prefix that the conversation's next prompt continues. Otherwise the entry itself is
+    cropped and extended, with no copy.
+
     Not thread-safe by itself: the backend calls it under its one-generation lock.
     """
 
-    def __init__(self, max_tokens: int, max_entries: int = 2) -> None:
+    def __init__(
+        self,
+        max_tokens: int,
+        fork: Callable[[Any, int], Any],
+        max_entries: int = 2,
+    ) -> None:
         self.max_tokens = max_tokens
         self.max_entries = max_entries
+        # fork(cache, n): a new cache holding copies of the first n positions of ``cache``.
+        self._fork = fork
         self._entries: list[_Entry] = []
 
     def __len__(self) -> int:
@@ -64,10 +77,10 @@ class PrefixCache:
         self._entries.clear()
 
     def take(self, prompt: Sequence[int]) -> tuple[Any | None, int]:
-        """The cache sharing the longest prefix with ``prompt``, cropped to it, and its length.
+        """A cache holding the longest prefix shared with ``prompt``, and its length.
 
-        The entry is removed (generation extends it in place; ``put`` stores it back). At
-        least the prompt's last token is always left to prefill, because the next token's
+        Generation extends the returned cache in place; ``put`` stores it back. At least
+        the prompt's last token is always left to prefill, because the next token's
         logits come from a forward pass over it. Returns ``(None, 0)`` when nothing matches.
         """
         best, best_length = None, 0
@@ -77,6 +90,8 @@ class PrefixCache:
                 best, best_length = entry, length
         if best is None:
             return None, 0
+        if 2 * best_length < len(best.tokens):
+            return self._fork(best.cache, best_length), best_length
         self._entries.remove(best)
         cache: Croppable = best.cache
         cache.crop(best_length - cache.get_seq_length())
