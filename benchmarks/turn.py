@@ -30,6 +30,7 @@ The Phi-3-mini shape needs about 8 GB of memory and 7.6 GB of disk under .bench/
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -62,6 +63,7 @@ QUESTIONS = [
 
 
 # ---- realistic text -------------------------------------------------------------------
+@functools.cache
 def stdlib_prose() -> tuple[list[str], list[str]]:
     """English prose lines from the standard library's comments and docstrings.
 
@@ -450,7 +452,7 @@ def shared_flags(args: argparse.Namespace) -> list[str]:
     return [*flags, f"--shape={args.shape}"]
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--backend", choices=("transformers", "gguf", "both"), default="transformers"
@@ -480,17 +482,22 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.tiny:
         args.shape = "tiny"
-    vocab = 2000 if args.shape == "tiny" else 32000
+    args.vocab = 2000 if args.shape == "tiny" else 32000
     args.folder = ROOT / ".bench" / "turn" / f"phi3-{args.shape}-random"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     if args.prepare_only:
-        prepare_folder(args.folder, args.shape, vocab)
+        prepare_folder(args.folder, args.shape, args.vocab)
         if args.backend != "transformers":
             gguf_file(args.folder, args.shape)
         return 0
