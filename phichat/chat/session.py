@@ -193,9 +193,12 @@ class Session:
                 timings["history_dropped"] = float(dropped)
                 yield Status("thinking", "")
                 stats = GenerationStats()
-                last_saved = time.perf_counter()
+                last_saved = prompt_started = time.perf_counter()
                 for piece in self.model.stream(messages, self.options.generation, stop, stats):
                     if not pieces:
+                        # As the user waits: from sending, and from the end of retrieval.
+                        timings["first_token_s"] = time.perf_counter() - started
+                        timings["prefill_s"] = time.perf_counter() - prompt_started
                         yield Status("writing", "")
                     pieces.append(piece)
                     yield Token(piece)
@@ -235,13 +238,17 @@ class Session:
             return None
         if needs_rewrite(history):
             # On a CPU the rewrite takes seconds; say what is happening meanwhile.
-            yield Status("searching", "turning the follow-up into a search query")
+            yield Status("query", "turning the follow-up into a search query")
+        query_started = time.perf_counter()
         query = self.retrieval_query(history, question, stop)
+        query_s = time.perf_counter() - query_started
         yield Status("searching", query)
         budget = self.pack_budget(question)
         retrieval: Retrieval = yield from self._pump(
             lambda progress: retriever.retrieve(query, budget, progress, stop), stop
         )
+        retrieval.timings["query_s"] = query_s
+        retrieval.timings["sources_s"] = time.perf_counter() - query_started - query_s
         if retrieval.search_error:
             yield Status(
                 "searching",
