@@ -146,6 +146,7 @@ class TurnFigures:
     decode_tps: float = 0.0
     total_s: float = 0.0
     context_chars: int = 0
+    shared_tokens: int = 0  # prompt tokens in common with the previous turn's prompt
     stages: list[str] = field(default_factory=list)
 
 
@@ -329,6 +330,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
         return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
+    from phichat.models.prefix_cache import common_prefix_length
+
+    prompt_ids = [token_ids(messages) for messages in answer_prompts[: len(turns)]]
+    for turn, earlier, later in zip(turns[1:], prompt_ids, prompt_ids[1:], strict=False):
+        # What any prefix cache could reuse (llama.cpp's own included, which phichat's
+        # gguf backend may not report): the previous prompt's share of this one.
+        turn.shared_tokens = common_prefix_length(earlier, later)
     first_ids, last_ids = token_ids(answer_prompts[0]), token_ids(answer_prompts[-1])
     peak = peak_rss_gb()
     raw: dict[str, dict[str, float]] = {}
@@ -376,17 +384,22 @@ def print_result(result: dict[str, Any], machine: str) -> None:
     )
     print(
         "\n| turn | first token | query | retrieval | prefill | prompt tokens | prefilled "
-        "| reused | decode | total |"
+        "| reused | shared | decode | total |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for number, turn in enumerate(result["turns"], 1):
         prefilled = turn["prompt_tokens"] - turn["reused_tokens"]
         print(
             f"| {number} | {turn['ttft_s']:.2f} s | {turn['query_s']:.2f} s "
             f"| {turn['retrieval_s']:.2f} s | {turn['prefill_s']:.2f} s "
             f"| {turn['prompt_tokens']} | {prefilled} | {turn['reused_tokens']} "
+            f"| {turn.get('shared_tokens', 0)} "
             f"| {turn['decode_tps']:.2f} tokens/s | {turn['total_s']:.1f} s |"
         )
+    print(
+        "(reused: reported by the backend; shared: tokens in common with the previous "
+        "turn's prompt, what a prefix cache can reuse at least)"
+    )
     turns = result["turns"]
     if len(turns) > 1:
         worst = max(turn["ttft_s"] for turn in turns[1:])

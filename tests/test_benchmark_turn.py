@@ -32,6 +32,7 @@ def test_the_tiny_turn_benchmark_prints_its_table_and_reuses_the_prefix(
     assert first["reused_tokens"] == 0 and first["context_chars"] > 0
     # The follow-up's prompt starts with turn 1's prompt and answer, as sent.
     assert follow_up["reused_tokens"] >= first["prompt_tokens"]
+    assert follow_up["shared_tokens"] >= first["prompt_tokens"] - 1
     assert follow_up["prompt_tokens"] > follow_up["reused_tokens"]
     assert result["sweep"][1000]["prompt_tokens"] < first["prompt_tokens"]
     assert all(turn["ttft_s"] > 0 and turn["new_tokens"] > 0 for turn in result["turns"])
