@@ -132,3 +132,11 @@ def test_a_preset_s_answer_format_stays_in_past_turns_as_sent() -> None:
     messages, _ = build_messages(model, history, "Lisbon?", None, 64, preset)
     first_user = messages[1]["content"]
     assert "[1] x" in first_user and first_user.endswith(preset.answer_format)
+
+
+def test_past_sources_go_once_the_prompt_would_be_long_even_in_a_roomy_window() -> None:
+    # Every cached token slows each decoded one: a long as-sent prompt is not worth it.
+    model = ScriptedModel(context_window=32768)
+    prompts = run_turns(model, grounded_conversation(3, sources_words=1200))
+    assert sum("<sources>" in m["content"] for m in prompts[1]) == 1
+    assert all(model.count_tokens(p) < 2048 for p in prompts)
