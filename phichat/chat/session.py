@@ -196,7 +196,7 @@ class Session:
                 last_saved = prompt_started = time.perf_counter()
                 for piece in self.model.stream(messages, self.options.generation, stop, stats):
                     if not pieces:
-                        # As the user waits: from sending, and from the end of retrieval.
+                        # As the user waits: from sending, and from handing the prompt to the model.
                         timings["first_token_s"] = time.perf_counter() - started
                         timings["prefill_s"] = time.perf_counter() - prompt_started
                         yield Status("writing", "")
