@@ -42,6 +42,15 @@ SHAPES = {
         num_key_value_heads=32,
         vocab_size=32064,
     ),
+    # For smoke tests of the benchmarks themselves (turn.py --tiny): seconds, not minutes.
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=32064,
+    ),
     "small": dict(
         hidden_size=3072,
         intermediate_size=8192,

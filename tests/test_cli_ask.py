@@ -37,6 +37,7 @@ def test_json_output_has_the_answer_and_timings(tiny_phi3_path: Path) -> None:
     assert data["search_used"] is False and data["sources"] == []
     timings = data["timings"]
     assert set(timings) >= {"load_s", "ttft_s", "prompt_tokens", "new_tokens", "tokens_per_s"}
+    assert {"reused_tokens", "first_token_s", "prefill_s"} <= set(timings)
     assert timings["new_tokens"] == 10 and timings["prompt_tokens"] > 0 and timings["load_s"] > 0
 
 

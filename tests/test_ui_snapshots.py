@@ -20,6 +20,7 @@ from phichat.models.scripted import ScriptedModel
 from phichat.storage.conversations import ConversationStore
 from phichat.ui.app import PhichatApp
 from phichat.ui.widgets.answer import Answer
+from phichat.ui.widgets.status_bar import StatusBar
 
 SIZE = (100, 34)
 # 2025-03-14 12:00 UTC: a fixed time, so the sidebar's dates never change.
@@ -35,6 +36,12 @@ GROUNDED = (
 def steady_footer(monkeypatch: pytest.MonkeyPatch) -> None:
     # Token rates differ from run to run; the snapshots are about layout, not speed.
     monkeypatch.setattr(Answer, "_timing_line", staticmethod(lambda message: Text("timings")))
+
+
+@pytest.fixture(autouse=True)
+def steady_stage_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The status bar's stage time ticks; pinned, it always reads 0.0 s.
+    monkeypatch.setattr(StatusBar, "clock", staticmethod(lambda: 0.0))
 
 
 @pytest.fixture

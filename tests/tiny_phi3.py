@@ -9,6 +9,7 @@ behaviour (streaming, stopping, budgets), never on content.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 # Phi-3's chat format: every turn is "<|role|>\n{content}<|end|>\n", and the answer
@@ -46,7 +47,14 @@ Numbers like 1, 2, 3, 10, 42 and 2026 appear in dates, prices and opening hours.
 )
 
 
-def build_tokenizer():  # -> PreTrainedTokenizerFast
+def build_tokenizer(
+    corpus: Iterable[str] | None = None, vocab_size: int = 420
+):  # -> PreTrainedTokenizerFast
+    """A byte-level BPE with Phi-3's special tokens and chat template.
+
+    By default it is trained on the small built-in corpus; benchmarks pass a bigger one
+    and a realistic ``vocab_size`` (32k) so that prompts have realistic token counts.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -54,11 +62,12 @@ def build_tokenizer():  # -> PreTrainedTokenizerFast
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=420,
+        vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tokenizer.train_from_iterator(_CORPUS.split("\n"), trainer=trainer)
+    lines = _CORPUS.split("\n") if corpus is None else corpus
+    tokenizer.train_from_iterator(lines, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token="<s>",

@@ -7,7 +7,9 @@ from typing import Literal
 
 from phichat.domain import Message, Source
 
-Stage = Literal["loading", "searching", "fetching", "reading", "ranking", "thinking", "writing"]
+Stage = Literal[
+    "loading", "query", "searching", "fetching", "reading", "ranking", "thinking", "writing"
+]
 
 
 @dataclass(frozen=True)

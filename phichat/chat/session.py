@@ -215,9 +215,12 @@ class Session:
                 timings["history_dropped"] = float(dropped)
                 yield Status("thinking", "")
                 stats = GenerationStats()
-                last_saved = time.perf_counter()
+                last_saved = prompt_started = time.perf_counter()
                 for piece in self.model.stream(messages, self.options.generation, stop, stats):
                     if not pieces:
+                        # As the user waits: from sending, and from handing the prompt to the model.
+                        timings["first_token_s"] = time.perf_counter() - started
+                        timings["prefill_s"] = time.perf_counter() - prompt_started
                         if replacing:
                             self.forget(conversation, replacing)
                         yield Status("writing", "")
@@ -230,6 +233,7 @@ class Session:
                 timings.update(
                     ttft_s=stats.ttft_s,
                     prompt_tokens=float(stats.prompt_tokens),
+                    reused_tokens=float(stats.reused_tokens),
                     new_tokens=float(stats.new_tokens),
                     tokens_per_s=stats.tokens_per_s,
                 )
@@ -266,13 +270,17 @@ class Session:
             return None
         if needs_rewrite(history):
             # On a CPU the rewrite takes seconds; say what is happening meanwhile.
-            yield Status("searching", "turning the follow-up into a search query")
+            yield Status("query", "turning the follow-up into a search query")
+        query_started = time.perf_counter()
         query = self.retrieval_query(history, question, stop)
+        query_s = time.perf_counter() - query_started
         yield Status("searching", query)
         budget = self.pack_budget(question)
         retrieval: Retrieval = yield from self._pump(
             lambda progress: retriever.retrieve(query, budget, progress, stop), stop
         )
+        retrieval.timings["query_s"] = query_s
+        retrieval.timings["sources_s"] = time.perf_counter() - query_started - query_s
         problem = without_sources_line(retrieval, stop.is_set())
         if problem is not None:
             yield Status("searching", problem)

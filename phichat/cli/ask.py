@@ -138,6 +138,7 @@ def answer_json(message: Message, model_facts: dict[str, str]) -> dict[str, Any]
             "load_s": message.timings.get("load_s", 0.0),
             "ttft_s": message.timings.get("ttft_s", 0.0),
             "prompt_tokens": int(message.timings.get("prompt_tokens", 0)),
+            "reused_tokens": int(message.timings.get("reused_tokens", 0)),
             "new_tokens": int(message.timings.get("new_tokens", 0)),
             "tokens_per_s": message.timings.get("tokens_per_s", 0.0),
             **{

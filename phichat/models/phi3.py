@@ -16,6 +16,7 @@ from typing import Any
 from phichat.errors import ModelNotAvailable, PhichatError
 from phichat.models.base import ChatMessage, GenerationOptions, GenerationStats, ProgressCallback
 from phichat.models.hub import resolve_model_path
+from phichat.models.prefix_cache import PrefixCache
 
 # Phi-3 ends an answer with <|end|>; <|endoftext|> ends a document, and a model that
 # starts a new <|assistant|> turn has finished its own. Ids are looked up in each
@@ -93,6 +94,8 @@ class Phi3Model:
         self._load_lock = threading.Lock()
         # One generation at a time: a second request waits instead of sharing the weights.
         self._generate_lock = threading.Lock()
+        # The KV states of the last prompts and answers; only used under _generate_lock.
+        self._prefix: PrefixCache | None = None
         self.load_s = 0.0
 
     # ---- loading -------------------------------------------------------------------
@@ -147,6 +150,8 @@ class Phi3Model:
             self._device = device
             self._dtype = dtype
             self._model = model
+            # Fresh weights: states computed by any earlier weights must never be reused.
+            self._prefix = PrefixCache(self.context_window, fork=_copy_prefix)
             self.load_s = time.perf_counter() - started
             report("ready", 1.0)
 
@@ -161,6 +166,12 @@ class Phi3Model:
             return self._window_override
         model, _ = self._require()
         return int(model.config.max_position_embeddings)
+
+    def reset_cache(self) -> None:
+        """Forget the cached prompt states: they cost memory, and correctness never needs them."""
+        with self._generate_lock:
+            if self._prefix is not None:
+                self._prefix.clear()
 
     def describe(self) -> dict[str, str]:
         return {"model": self.name, "device": self._device, "dtype": self._dtype}
@@ -203,19 +214,37 @@ class Phi3Model:
 
         def run() -> None:
             import torch
-            from transformers import StoppingCriteriaList
+            from transformers import DynamicCache, StoppingCriteriaList
 
             try:
                 with self._generate_lock, torch.inference_mode():
                     if options.seed is not None:
                         torch.manual_seed(options.seed)
-                    model.generate(
+                    prompt_ids = encoded["input_ids"][0].tolist()
+                    prefix = self._prefix
+                    taken, stats.reused_tokens = (
+                        prefix.take(prompt_ids) if prefix is not None else (None, 0)
+                    )
+                    # Without a config every layer keeps all its states, so any prefix can be
+                    # cropped back to; a sliding-window model still sees only its window,
+                    # because the attention mask (built from the config) enforces it.
+                    cache = taken if taken is not None else DynamicCache()
+                    output = model.generate(
                         **encoded,
                         **kwargs,
+                        cache=cache,
+                        return_dict_in_generate=True,
                         streamer=_QueueStreamer(token_queue),
                         stopping_criteria=StoppingCriteriaList([_EventStop(stop, halt)]),
                     )
+                    # The cache now holds the prompt and the answer but the answer's last
+                    # token, which was never fed back; a stopped answer is just shorter.
+                    if prefix is not None:
+                        held = cache.get_seq_length()
+                        prefix.put(output.sequences[0, :held].tolist(), cache)
             except BaseException as exc:  # re-raised in the consumer
+                # A cache taken out for this generation is not put back: after a failure
+                # its contents are unknown.
                 failure.append(exc)
             finally:
                 token_queue.put(None)
@@ -272,6 +301,17 @@ def _generate_kwargs(
         # Greedy: clear the sampling knobs a checkpoint's generation_config may carry.
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     return kwargs
+
+
+def _copy_prefix(cache: Any, length: int) -> Any:
+    """A new DynamicCache holding copies of the first ``length`` positions of ``cache``."""
+    from transformers import DynamicCache
+
+    copy = DynamicCache()
+    for index, layer in enumerate(cache.layers):
+        keys = layer.keys[..., :length, :].clone()
+        copy.update(keys, layer.values[..., :length, :].clone(), index)
+    return copy
 
 
 def _stop_token_ids(tokenizer: Any) -> list[int]:

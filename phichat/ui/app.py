@@ -248,13 +248,9 @@ class PhichatApp(App[int]):
         answer = self._current(event.turn_id, event.side)
         if answer is None:
             return
-        if event.stage == "thinking":
-            self.status_bar.show_turn("reading the prompt… Esc stops")
-        elif event.stage == "writing":
-            self.status_bar.show_turn("writing… Esc stops")
-        else:
+        if event.stage not in ("thinking", "writing"):
             answer.show_step(event.stage, event.detail)
-            self.status_bar.show_turn(f"{event.stage}… Esc stops")
+        self.status_bar.show_stage(event.stage)
 
     def on_turn_runner_sources_found(self, event: TurnRunner.SourcesFound) -> None:
         answer = self._current(event.turn_id, event.side)

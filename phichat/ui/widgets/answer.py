@@ -9,6 +9,8 @@ stays plain text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -172,15 +174,7 @@ class Answer(Vertical):
 
     @staticmethod
     def _timing_line(message: Message) -> Text:
-        timings = message.timings
-        parts = []
-        if timings.get("new_tokens"):
-            parts.append(f"{int(timings['new_tokens'])} tokens")
-        if timings.get("tokens_per_s"):
-            parts.append(f"{timings['tokens_per_s']:.1f} tok/s")
-        if timings.get("total_s"):
-            parts.append(f"{timings['total_s']:.1f} s")
-        return Text(" · ".join(parts), style="dim")
+        return Text(timing_summary(message.timings), style="dim")
 
     def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
         """A citation link: highlight its source in the list, then open it."""
@@ -193,3 +187,37 @@ class Answer(Vertical):
             if event.href.strip("<>") == source.url and lists:
                 lists.first().select_number(source.n)
         self.post_message(SourceList.OpenRequested(event.href))
+
+
+def timing_summary(timings: Mapping[str, float]) -> str:
+    """Where the answer's time went: the first token's wait and its parts, then decoding.
+
+    For example "first token 2.4 s (query 0.0 s · sources 1.1 s · prefill 1.3 s) ·
+    980 prompt tokens, 620 reused · 48 tokens · 5.1 tok/s · 11.6 s". Figures missing
+    from older answers are left out.
+    """
+    parts = []
+    if timings.get("first_token_s"):
+        split = [
+            f"{name} {timings[key]:.1f} s"
+            for name, key in (
+                ("query", "query_s"),
+                ("sources", "sources_s"),
+                ("prefill", "prefill_s"),
+            )
+            if key in timings
+        ]
+        wait = f"first token {timings['first_token_s']:.1f} s"
+        parts.append(f"{wait} ({' · '.join(split)})" if split else wait)
+    if timings.get("prompt_tokens"):
+        prompt = f"{int(timings['prompt_tokens'])} prompt tokens"
+        if timings.get("reused_tokens"):
+            prompt += f", {int(timings['reused_tokens'])} reused"
+        parts.append(prompt)
+    if timings.get("new_tokens"):
+        parts.append(f"{int(timings['new_tokens'])} tokens")
+    if timings.get("tokens_per_s"):
+        parts.append(f"{timings['tokens_per_s']:.1f} tok/s")
+    if timings.get("total_s"):
+        parts.append(f"{timings['total_s']:.1f} s")
+    return " · ".join(parts)

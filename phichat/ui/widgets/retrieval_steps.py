@@ -9,6 +9,7 @@ from phichat.textsafe import one_line
 
 _LABELS = {
     "loading": "Model",
+    "query": "Query",
     "searching": "Search",
     "fetching": "Fetch",
     "reading": "Read",
