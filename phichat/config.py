@@ -176,7 +176,12 @@ def setting_docs() -> list[tuple[str, str, str, str]]:
     """(name, default, allowed, doc) for each setting: feeds the README table."""
     rows = []
     for f in fields(Settings):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:  # every setting has a default; a field without one is a programming error
+            raise TypeError(f"setting {f.name} has no default")
         rows.append((f.name, _show(default), _allowed(f), f.metadata["doc"]))
     return rows
 
@@ -265,12 +270,12 @@ def _coerce(f: dataclasses.Field[Any], raw: Any, origin: str) -> Any:
     # strings
     if not isinstance(raw, str):
         raise fail("text")
-    value = raw.strip()
-    if meta["choices"] and value not in meta["choices"]:
+    text = raw.strip()
+    if meta["choices"] and text not in meta["choices"]:
         raise fail("one of " + ", ".join(meta["choices"]))
-    if not value:
-        raise fail("a non-empty value")
-    return value
+    if not text:
+        raise fail("a non-empty text")
+    return text
 
 
 def _range(meta: Mapping[str, Any]) -> str:

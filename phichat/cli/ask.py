@@ -28,7 +28,7 @@ from phichat.textsafe import one_line, replace_lone_surrogates, strip_control
 EXIT_INTERRUPTED = 130
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "ask",
         help="ask one question and stream the answer",

@@ -35,7 +35,7 @@ HEADINGS = {"without": "Without search", "with": "With search"}
 KIND_NAMES = {"number": "number", "date": "date", "name": "name", "place": "place"}
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "compare",
         help="answer a question without and with web search, and show what changed",
@@ -223,7 +223,7 @@ def summary_lines(summary: CompareSummary) -> list[str]:
         return lines
     lines.append("Only in one answer (✓ the sources mention it, ✗ they do not):")
     for side in ("without", "with"):
-        facts = summary.facts_for(side)  # type: ignore[arg-type]
+        facts = summary.facts_for(side)
         if not facts:
             continue
         lines.append(f"  {HEADINGS[side].lower()}:")

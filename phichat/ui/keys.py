@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.keys import Keys
 
 Scope = Literal["app", "composer", "sources"]
@@ -180,7 +180,7 @@ def key_label(key: str) -> str:
     return " / ".join(labels)
 
 
-def bindings(scope: Scope) -> list[Binding]:
+def bindings(scope: Scope) -> list[BindingType]:
     """The Textual bindings for one scope, each with its id and a tooltip."""
     return [
         Binding(

@@ -111,7 +111,7 @@ def install_paste_guard() -> None:
 
         modules.append(win32)
     for module in modules:
-        module.XTermParser = PasteSafeParser  # type: ignore[misc]
+        module.XTermParser = PasteSafeParser  # type: ignore[attr-defined]  # set at run time
 
 
 def clean_paste(text: str) -> str:

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from phichat.chat.compare_summary import CompareSummary
+from phichat.chat.compare_summary import CompareSummary, Side
 from phichat.textsafe import one_line
 
 SIDE_NAMES = {"without": "without search", "with": "with search"}
@@ -22,8 +22,11 @@ def summary_renderable(summary: CompareSummary) -> Table:
     timings.add_column("")
     timings.add_column("first token", justify="right")
     timings.add_column("total", justify="right")
-    for name, side in (("without search", summary.without), ("with search", summary.with_search)):
-        timings.add_row(Text(name), Text(_seconds(side.ttft_s)), Text(_seconds(side.total_s)))
+    sides_figures = (("without search", summary.without), ("with search", summary.with_search))
+    for name, figures in sides_figures:
+        timings.add_row(
+            Text(name), Text(_seconds(figures.ttft_s)), Text(_seconds(figures.total_s))
+        )
     counts = Text(f"{summary.sources_used} sources packed · {summary.sources_cited} cited")
     if summary.unknown_citations:
         missing = ", ".join(f"[{n}]" for n in summary.unknown_citations)
@@ -49,8 +52,9 @@ def summary_renderable(summary: CompareSummary) -> Table:
     else:
         facts.append("Only in one answer ", style="bold")
         facts.append("(✓ in the sources, ✗ not)", style="dim")
-        for side in ("without", "with"):
-            listed = summary.facts_for(side)  # type: ignore[arg-type]
+        sides: tuple[Side, Side] = ("without", "with")
+        for side in sides:
+            listed = summary.facts_for(side)
             if not listed:
                 continue
             facts.append(f"\n{SIDE_NAMES[side]}: ", style="italic")

@@ -77,8 +77,9 @@ def message_widgets(messages: list[Message]) -> list[UserMessage | Answer | Comp
             # A compare: its "without" answer, then (normally) its "with" answer.
             pair = {message.compare_side: message}
             following = messages[index] if index < len(messages) else None
-            if following is not None and following.compare_side not in (None, *pair):
-                pair[following.compare_side] = following
+            other_side = following.compare_side if following is not None else None
+            if following is not None and other_side is not None and other_side not in pair:
+                pair[other_side] = following
                 index += 1
             widgets.append(CompareView(pair.get("without"), pair.get("with"), question))
         else:

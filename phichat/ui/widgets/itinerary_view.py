@@ -32,7 +32,7 @@ def plan_table(plan: Itinerary, sources: list[Source]) -> Table:
             table.add_row(Text(f"Day {day.number}", style="bold underline"), Text(""), Text(""))
         for slot in day.slots:
             items = slot.items or ()
-            for index, item in enumerate(items or (None,)):  # type: ignore[arg-type]
+            for index, item in enumerate(items or (None,)):
                 when = Text(one_line(_when(slot), 24) if index == 0 else "")
                 if item is None:
                     table.add_row(when, Text(""), Text(""), Text(""))
