@@ -29,6 +29,14 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     parser.add_argument("question", help="the question, or - to read it from stdin")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--previous",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="an earlier user message of the conversation (repeat, oldest first): the query "
+        "is then built for a follow-up exactly as the app builds it",
+    )
     add_model_flags(parser, on_subcommand=True)
     parser.set_defaults(handler=run)
 
@@ -98,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if settings.engine == "searxng" and not settings.searxng_url:
         # A setup mistake, not a network failure: say so before searching at all.
         raise ConfigError("the searxng engine needs a URL: --searxng-url URL (or searxng_url)")
-    question = " ".join(read_question(args.question).split())
+    from phichat.chat.query import follow_up_query
+
+    question = follow_up_query(args.previous, read_question(args.question))
     stop = threading.Event()
     retriever = WebRetriever(settings)
     with stop_on_ctrl_c(stop):
