@@ -28,6 +28,8 @@ MAX_ELEMENTS = 12_000
 # What one page may contribute to ranking: beyond this its text is dropped, like a body
 # beyond the fetch cap. It bounds the sentence windows that one page can produce.
 MAX_TEXT_CHARS = 150_000
+# A table row with more text than this is page layout, not data.
+LAYOUT_ROW_CHARS = 2_000
 _START_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9]*)")
 _BLOCK_TAGS = frozenset({"p", "li", "div", "tr", "td", "dd", "dt", "section", "article"})
 
@@ -51,8 +53,13 @@ def text_estimate(fetched: FetchedPage) -> int:
 
 
 def _clean(text: str) -> str:
-    """One line of plain text: control characters gone, whitespace collapsed."""
-    return " ".join(one_line(text, 10_000).split())
+    """One line of plain text: control characters gone, whitespace collapsed.
+
+    Not cut short: a whole story can sit in one element (a layout table's cell), and
+    the chunker splits long blocks into sentences anyway; the page's share is capped
+    by ``bounded_blocks``.
+    """
+    return " ".join(one_line(text, MAX_TEXT_CHARS).split())
 
 
 def page_title(html: str, fallback: str) -> str:
@@ -104,7 +111,12 @@ def _blocks_from_tree(body: Any) -> list[Block]:
                 add(_inline_text(item, skip=("list",)))
         elif tag == "table":
             for row in element.iter("row"):
-                add(" | ".join(_clean(_inline_text(cell)) for cell in row.iter("cell")))
+                cells = [_clean(_inline_text(cell)) for cell in row.iter("cell")]
+                if sum(map(len, cells)) > LAYOUT_ROW_CHARS:
+                    for cell in cells:  # a layout table: each cell is a passage of prose
+                        add(cell)
+                else:
+                    add(" | ".join(cells))
         else:
             add(_inline_text(element))
     return blocks

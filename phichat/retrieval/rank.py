@@ -180,7 +180,7 @@ class WindowWeights:
     per_source: int = 3  # of which the best few of every page
     # Reciprocal-rank fusion constant: small values trust the top of each ranking more.
     fusion_k: float = 10.0
-    keyword_share: float = 0.5  # BM25's part of the fused score, against the embedding's
+    keyword_share: float = 0.4  # BM25's part of the fused score, against the embedding's
 
 
 def embed_similarity(
