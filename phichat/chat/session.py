@@ -50,7 +50,7 @@ class MessageStore(Protocol):
 @dataclass(frozen=True)
 class TurnOptions:
     generation: GenerationOptions
-    context_chars: int = 4000
+    context_chars: int = 2000
     preset: Preset | None = None
 
 
