@@ -22,6 +22,7 @@ from phichat.retrieval.rank import (
     embed_similarity,
     rank_windows,
     reciprocal_rank_fusion,
+    window_keyword_scores,
 )
 from phichat.retrieval.types import Block, Chunk, FetchedPage, PackBudget, Page, Passage
 from phichat.retrieval.window import page_sentences, sentence_windows
@@ -168,3 +169,12 @@ def test_chunk_without_sentences_still_packs_whole() -> None:
     chunk = Chunk("https://b.example/", "A plain passage of text.", 0, "B")
     text, sources = pack([Passage(chunk, 1.0)], PackBudget(1000))
     assert "A plain passage of text." in text and sources[0].passages[0].text == chunk.text
+
+
+def test_keyword_scoring_stops_once_stop_is_set() -> None:
+    stop = threading.Event()
+    stop.set()
+    windows = sentence_windows(small_page())
+    with pytest.raises(RankingStopped):
+        window_keyword_scores("ferry", windows, stop)
+    assert len(window_keyword_scores("ferry", windows)) == len(windows)

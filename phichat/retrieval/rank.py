@@ -19,6 +19,8 @@ from phichat.retrieval.types import Chunk, Passage
 
 # Texts per embedding call: a stop is noticed between two batches.
 EMBED_BATCH = 16
+# Windows tokenized between two looks at the stop event (a few milliseconds' work).
+STOP_CHECK_WINDOWS = 256
 
 
 class TextEmbedder(Protocol):
@@ -57,8 +59,13 @@ def keyword_scores(query: str, chunks: Sequence[Chunk]) -> list[float]:
     return BM25([_ranking_text(chunk) for chunk in chunks]).scores(query)
 
 
-def window_keyword_scores(query: str, windows: Sequence[Chunk]) -> list[float]:
-    """``keyword_scores`` for sentence windows, tokenizing each sentence only once."""
+def window_keyword_scores(
+    query: str, windows: Sequence[Chunk], stop: threading.Event | None = None
+) -> list[float]:
+    """``keyword_scores`` for sentence windows, tokenizing each sentence only once.
+
+    Raises ``RankingStopped`` when ``stop`` is set (checked every STOP_CHECK_WINDOWS).
+    """
     tokens: dict[str, Counter[str]] = {}
 
     def counts(text: str) -> Counter[str]:
@@ -67,7 +74,9 @@ def window_keyword_scores(query: str, windows: Sequence[Chunk]) -> list[float]:
         return tokens[text]
 
     documents = []
-    for window in windows:
+    for index, window in enumerate(windows):
+        if stop is not None and index % STOP_CHECK_WINDOWS == 0 and stop.is_set():
+            raise RankingStopped
         total = counts(window.title) + counts(window.heading)
         for sentence in window.sentences or (window.text,):
             total.update(counts(sentence))
@@ -220,7 +229,7 @@ def rank_windows(
     windows = _dedupe(windows)
     if not windows:
         return []
-    bm25 = window_keyword_scores(query, windows)
+    bm25 = window_keyword_scores(query, windows, stop)
     picked = pick_candidates(
         windows, bm25, RankWeights(candidates=weights.candidates, per_source=weights.per_source)
     )
