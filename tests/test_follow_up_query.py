@@ -47,3 +47,16 @@ def test_a_question_naming_its_own_subject_carries_less() -> None:
         "small",
     ]
     assert MAX_CARRIED_WORDS_NAMED == 5
+
+
+def test_the_trip_preset_shapes_the_query_as_the_session_does() -> None:
+    from phichat.chat.presets import load_preset
+    from phichat.chat.query import turn_query
+
+    itinerary = load_preset("itinerary")
+    assert turn_query([], "Plan a day trip to Lisbon", itinerary) == (
+        "Lisbon things to do itinerary"
+    )
+    assert turn_query(["Tell me about Lisbon"], "Is it sunny?", None) == (
+        follow_up_query(["Tell me about Lisbon"], "Is it sunny?")
+    )

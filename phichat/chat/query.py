@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from phichat.chat.presets import Preset
+from phichat.chat.trip_query import trip_search_query
 from phichat.retrieval.bm25 import STOPWORDS
 
 # Earlier user messages that may hold the subject; older ones have usually moved on.
@@ -74,3 +76,14 @@ def follow_up_query(previous: Sequence[str], question: str) -> str:
                 seen.add(_key(word))
                 carried.append(word)
     return f"{question} {' '.join(carried)}".strip()
+
+
+def turn_query(previous: Sequence[str], question: str, preset: Preset | None = None) -> str:
+    """The query the app searches for: ``follow_up_query``, shaped for a trip preset.
+
+    ``phichat search --previous`` calls this too, so both build the same query.
+    """
+    query = follow_up_query(previous, question)
+    if preset is not None and preset.query == "trip":
+        query = trip_search_query(question, query)
+    return query

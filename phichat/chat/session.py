@@ -19,8 +19,7 @@ from typing import Protocol, TypeVar
 from phichat.chat import prompt as prompt_builder
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.chat.presets import Preset
-from phichat.chat.query import follow_up_query
-from phichat.chat.trip_query import trip_search_query
+from phichat.chat.query import turn_query
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
 from phichat.models.base import ChatModel, GenerationOptions, GenerationStats
@@ -141,11 +140,7 @@ class Session:
         ``stop`` has nothing to interrupt; it stays for callers of the old signature).
         """
         earlier = [m.text for m in history if m.role == "user" and not m.error]
-        query = follow_up_query(earlier, question)
-        preset = self.options.preset
-        if preset is not None and preset.query == "trip":
-            query = trip_search_query(question, query)
-        return query
+        return turn_query(earlier, question, self.options.preset)
 
     # ---- the turn ------------------------------------------------------------------------
     def _answer(

@@ -106,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
     if settings.engine == "searxng" and not settings.searxng_url:
         # A setup mistake, not a network failure: say so before searching at all.
         raise ConfigError("the searxng engine needs a URL: --searxng-url URL (or searxng_url)")
-    from phichat.chat.query import follow_up_query
+    from phichat.chat.presets import load_preset
+    from phichat.chat.query import turn_query
 
-    question = follow_up_query(args.previous, read_question(args.question))
+    preset = load_preset(settings.preset) if settings.preset else None
+    question = turn_query(args.previous, read_question(args.question), preset)
     stop = threading.Event()
     retriever = WebRetriever(settings)
     with stop_on_ctrl_c(stop):
