@@ -2,7 +2,9 @@
 
 ``WebRetriever.retrieve`` never raises for network trouble: a failed search comes back
 as ``Retrieval.search_error`` and failed pages as ``Page`` records with an ``error``.
-It checks ``stop`` between stages and returns what it has when the user cancels.
+It checks ``stop`` between stages and inside them (every 50 ms while fetching and while
+a page is extracted, per page and per embedding batch while ranking) and returns what it
+has when the user cancels.
 """
 
 from __future__ import annotations
@@ -152,8 +154,13 @@ class WebRetriever:
         def report(done: int, all_pages: int) -> None:
             progress("fetching", f"reading {done} of {_plural(all_pages, 'page')}")
 
+        estimates: dict[str, int] = {}  # each body is measured once, when it arrives
+
         def enough(pages: list[FetchedPage]) -> bool:
-            return wanted_chars > 0 and sum(map(text_estimate, pages)) >= wanted_chars
+            for page in pages:
+                if page.url not in estimates:
+                    estimates[page.url] = text_estimate(page)
+            return wanted_chars > 0 and sum(estimates[p.url] for p in pages) >= wanted_chars
 
         return fetch_pages([r.url for r in results], self.fetch_limits(), report, stop, enough)
 
