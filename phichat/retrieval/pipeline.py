@@ -176,7 +176,7 @@ class WebRetriever:
         for raw, result in zip(fetched, results, strict=True):
             page = None if stop.is_set() else _unless_stopped(partial(extract_page, raw), stop)
             if page is None:
-                pages.append(Page(url=raw.url, error="stopped"))
+                pages.append(Page(url=raw.url, error=raw.error or "stopped"))
                 continue
             if page.fetched_ok and not page.title and result.title:
                 page = replace(page, title=result.title)
