@@ -9,6 +9,7 @@ Open WebUI do) for comparison with phichat's BM25-then-embed-the-best ranking.
     python benchmarks/retrieval.py
     python benchmarks/retrieval.py --pages 6 --delay 1.0 --runs 3
     python benchmarks/retrieval.py --html-dir ~/saved-pages --query "..."   # your own pages
+    python benchmarks/retrieval.py --drip    # plus a seventh page that drips a byte per 0.5 s
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def article(index: int, words: int = 2000) -> bytes:
 
 
 def start_server(
-    pages: int, delay: float, html_dir: Path | None
+    pages: int, delay: float, html_dir: Path | None, drip: bool = False
 ) -> tuple[ThreadingHTTPServer, str]:
     if html_dir is not None:
         files = sorted(html_dir.glob("*.html"))[:pages]
@@ -107,9 +108,13 @@ def start_server(
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
+            if path == "/drip.html":
+                self._drip()
+                return
             if path == "/search":
                 base = f"http://127.0.0.1:{self.server.server_address[1]}"
-                results = [{"url": base + name, "title": name, "content": ""} for name in bodies]
+                names = [*bodies, "/drip.html"] if drip else list(bodies)
+                results = [{"url": base + name, "title": name, "content": ""} for name in names]
                 body = json.dumps({"results": results}).encode()
                 content_type = "application/json"
             else:
@@ -121,6 +126,20 @@ def start_server(
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _drip(self) -> None:
+            """A page that never finishes: one byte every half second (a stuck CDN)."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(120):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -151,6 +170,9 @@ def main() -> int:
         "--html-dir", type=Path, help="serve the first PAGES .html files of this folder instead"
     )
     parser.add_argument("--query", default="Which trail leads to the summit station?")
+    parser.add_argument(
+        "--drip", action="store_true", help="add a page that sends one byte every 0.5 s"
+    )
     args = parser.parse_args()
 
     # A throw-away cache folder, and no search cache: every run searches afresh.
@@ -159,18 +181,19 @@ def main() -> int:
     from phichat.retrieval.chunk import chunk_page
     from phichat.retrieval.embedder import shared_embedder
     from phichat.retrieval.pipeline import WebRetriever
-    from phichat.retrieval.rank import RankWeights, rank_all_by_embedding
+    from phichat.retrieval.rank import WindowWeights, rank_all_by_embedding
     from phichat.retrieval.search import SearxngSearch
     from phichat.retrieval.types import PackBudget
+    from phichat.retrieval.window import sentence_windows
 
-    server, base = start_server(args.pages, args.delay, args.html_dir)
+    server, base = start_server(args.pages, args.delay, args.html_dir, args.drip)
     settings = load_settings(
         {
             "engine": "searxng",
             "searxng_url": base,
             "allow_private_urls": True,
             "embedder": args.embedder,
-            "max_results": args.pages,
+            "max_results": args.pages + args.drip,
         },
         environ={},
     )
@@ -189,6 +212,7 @@ def main() -> int:
         runs.append(retrieval)
     pages = [page for page in runs[-1].pages if page.fetched_ok]
     chunks = [chunk for page in pages for chunk in chunk_page(page)]
+    windows = [window for page in pages for window in sentence_windows(page)]
 
     embed_all = []
     for _ in range(args.runs):
@@ -201,19 +225,20 @@ def main() -> int:
         return statistics.median(run.timings[key] for run in runs)
 
     words = sum(len(page.text.split()) for page in pages)
-    candidates = min(RankWeights().candidates, len(chunks))
+    candidates = min(WindowWeights().candidates, len(windows))
     print(
-        f"{len(pages)} pages ({words} words, {len(chunks)} chunks), {args.delay:g} s delay per "
+        f"{len(pages)} pages ({words} words, {len(windows)} sentence windows), "
+        f"{args.delay:g} s delay per "
         f"page, median of {args.runs} runs, {os.cpu_count()} CPUs\n"
     )
     rows = [
         ("search (loopback SearxNG)", median("search_s")),
         (f"fetch {len(pages)} pages concurrently", median("fetch_s")),
         ("extract (trafilatura)", median("extract_s")),
-        (f"chunk + rank (BM25, MiniLM on {candidates}) + pack", median("rank_s")),
+        (f"windows + rank (BM25, MiniLM on {candidates}, RRF) + pack", median("rank_s")),
         ("extract + rank together", median("extract_s") + median("rank_s")),
         ("total retrieve()", median("total_s")),
-        (f"for comparison: embed all {len(chunks)} chunks", statistics.median(embed_all)),
+        (f"for comparison: embed all {len(chunks)} 90-word chunks", statistics.median(embed_all)),
         ("one-time: load MiniLM", load_s),
     ]
     width = max(len(name) for name, _ in rows)

@@ -143,7 +143,7 @@ class Settings:
     )
     max_results: int = _setting(6, "Search results to fetch per question.", low=1, high=20)
     context_chars: int = _setting(
-        4000, "Most characters of web passages packed into the prompt.", low=200, high=200_000
+        2000, "Most characters of web passages packed into the prompt.", low=200, high=200_000
     )
     fetch_timeout: float = _setting(
         5.0, "Seconds to wait for each page to respond.", low=0.1, high=120

@@ -87,7 +87,7 @@ def test_templates_load_from_an_installed_copy(wheel: Path, tmp_path: Path) -> N
     presets = {k.removeprefix("preset-") for k in loaded if k.startswith("preset-")}
     assert presets == set(preset_names()) >= {"itinerary", "brief"}
     loaded = {k: v for k, v in loaded.items() if not k.startswith("preset-")}
-    assert set(loaded) == set(prompts.available()) >= {"system", "grounded", "search_query"}
+    assert set(loaded) == set(prompts.available()) >= {"system", "grounded"}
     assert all(int(size) > 20 for size in loaded.values())
 
 

@@ -211,3 +211,22 @@ def test_cli_search_with_searxng_but_no_url_is_a_setup_error(
     assert captured.err == (
         "phichat: the searxng engine needs a URL: --searxng-url URL (or searxng_url)\n"
     )
+
+
+def test_cli_search_builds_a_follow_up_query_from_previous_messages(
+    loopback_web: LoopbackWeb,
+    minilm_path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from phichat.chat.query import follow_up_query
+
+    alaska_web(loopback_web)
+    monkeypatch.setenv("PHICHAT_EMBEDDER", minilm_path)
+    earlier = ["Tell me about Skagway in Alaska.", "Is the White Pass railway worth it?"]
+    previous = ["--previous", earlier[0], "--previous", earlier[1]]
+    args = [*cli_search(loopback_web, "--json", *previous), "How long does it take?"]
+    assert main(args) == 0
+    query = json.loads(capsys.readouterr().out)["query"]
+    assert query == follow_up_query(earlier, "How long does it take?")
+    assert "White Pass" in query and "Skagway" in query

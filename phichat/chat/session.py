@@ -19,8 +19,7 @@ from typing import Protocol, TypeVar
 from phichat.chat import prompt as prompt_builder
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.chat.presets import Preset
-from phichat.chat.query import needs_rewrite, search_query
-from phichat.chat.trip_query import trip_search_query
+from phichat.chat.query import turn_query
 from phichat.chat.window import check_answer_fits
 from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
@@ -52,7 +51,7 @@ class MessageStore(Protocol):
 @dataclass(frozen=True)
 class TurnOptions:
     generation: GenerationOptions
-    context_chars: int = 4000
+    context_chars: int = 2000
     preset: Preset | None = None
 
 
@@ -145,12 +144,13 @@ class Session:
         yield from self._answer(conversation, history, question, search, stop, pinned_sources)
 
     def retrieval_query(self, history: list[Message], question: str, stop: threading.Event) -> str:
-        """The web query for ``question``: shaped for trip planning when the preset says so."""
-        query = search_query(self.model, history, question, stop)
-        preset = self.options.preset
-        if preset is not None and preset.query == "trip":
-            query = trip_search_query(question, query)
-        return query
+        """The web query for ``question``: shaped for trip planning when the preset says so.
+
+        A follow-up carries the subject of the earlier user messages (no model call, so
+        ``stop`` has nothing to interrupt; it stays for callers of the old signature).
+        """
+        earlier = [m.text for m in history if m.role == "user" and not m.error]
+        return turn_query(earlier, question, self.options.preset)
 
     # ---- the turn ------------------------------------------------------------------------
     def _answer(
@@ -268,9 +268,6 @@ class Session:
         if retriever is None:
             yield Status("searching", "search is not available; answering without sources")
             return None
-        if needs_rewrite(history):
-            # On a CPU the rewrite takes seconds; say what is happening meanwhile.
-            yield Status("query", "turning the follow-up into a search query")
         query_started = time.perf_counter()
         query = self.retrieval_query(history, question, stop)
         query_s = time.perf_counter() - query_started

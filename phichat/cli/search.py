@@ -29,6 +29,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("question", help="the question, or - to read it from stdin")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--previous",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="an earlier user message of the conversation (repeat, oldest first): the query "
+        "is then built for a follow-up exactly as the app builds it",
+    )
     add_model_flags(parser, on_subcommand=True)
     parser.set_defaults(handler=run)
 
@@ -99,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     # A setup mistake, not a network failure: say so before searching at all.
     check_search_settings(settings)
-    question = " ".join(read_question(args.question).split())
+    from phichat.chat.presets import load_preset
+    from phichat.chat.query import turn_query
+
+    preset = load_preset(settings.preset) if settings.preset else None
+    question = turn_query(args.previous, read_question(args.question), preset)
     stop = threading.Event()
     retriever = WebRetriever(settings)
     with stop_on_ctrl_c(stop):

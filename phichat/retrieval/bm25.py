@@ -6,6 +6,7 @@ which is why it runs on every chunk while embeddings only see the best candidate
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -23,6 +24,7 @@ _STOPWORD_TEXT = """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
+@functools.lru_cache(maxsize=65536)  # a page repeats its words; stemming each once is enough
 def _stem(word: str) -> str:
     """A deliberately light stemmer: plural and a few verb endings, never below 3 letters."""
     for suffix, replacement in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("s", "")):
@@ -45,15 +47,25 @@ def query_terms(query: str) -> list[str]:
 
 class BM25:
     def __init__(self, documents: Sequence[str], k1: float = 1.2, b: float = 0.75) -> None:
+        self._index([Counter(tokenize(doc)) for doc in documents], k1, b)
+
+    @classmethod
+    def from_counts(cls, term_counts: list[Counter[str]], k1: float = 1.2, b: float = 0.75) -> BM25:
+        """An index over documents already tokenized (overlapping windows share work)."""
+        index = cls.__new__(cls)
+        index._index(term_counts, k1, b)
+        return index
+
+    def _index(self, term_counts: list[Counter[str]], k1: float, b: float) -> None:
         self.k1 = k1
         self.b = b
-        self.term_counts = [Counter(tokenize(doc)) for doc in documents]
+        self.term_counts = term_counts
         self.lengths = [sum(counts.values()) for counts in self.term_counts]
         self.average_length = (sum(self.lengths) / len(self.lengths)) if self.lengths else 0.0
         document_frequency: Counter[str] = Counter()
         for counts in self.term_counts:
             document_frequency.update(counts.keys())
-        total = len(documents)
+        total = len(term_counts)
         # The "plus one" form of IDF stays positive even for terms in most documents.
         self.idf = {
             term: math.log(1 + (total - df + 0.5) / (df + 0.5))

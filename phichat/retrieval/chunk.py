@@ -32,7 +32,7 @@ def split_sentences(text: str) -> list[str]:
     return [piece for piece in _SENTENCE_END.split(text) if piece.strip()]
 
 
-def _word_pieces(sentence: str, max_words: int) -> Iterator[str]:
+def word_pieces(sentence: str, max_words: int) -> Iterator[str]:
     """Split a run-on "sentence" (a list without punctuation, a table) by words."""
     words = sentence.split()
     for start in range(0, len(words), max_words):
@@ -65,7 +65,7 @@ def _sections(blocks: tuple[Block, ...], max_words: int) -> list[_Section]:
             continue
         first = True
         for sentence in split_sentences(block.text):
-            for piece in _word_pieces(sentence, max_words):
+            for piece in word_pieces(sentence, max_words):
                 sections[-1].sentences.append((piece, first))
                 first = False
     return [section for section in sections if section.sentences]

@@ -35,6 +35,8 @@ _STOP_POLL_S = 0.05
 
 # progress(pages finished, pages in all)
 FetchProgress = Callable[[int, int], None]
+# enough(pages read so far): True once they hold enough text; the rest then get ``grace``.
+EnoughPages = Callable[[list[FetchedPage]], bool]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class FetchLimits:
     max_bytes: int = 2_000_000
     max_redirects: int = MAX_REDIRECTS
     allow_private: bool = False
+    # Once the pages read hold enough text, stragglers get this long, not the deadline.
+    grace: float = 2.0
 
 
 class PageFailed(Exception):
@@ -268,8 +272,13 @@ async def fetch_pages_async(
     limits: FetchLimits,
     progress: FetchProgress | None = None,
     stop: threading.Event | None = None,
+    enough: EnoughPages | None = None,
 ) -> list[FetchedPage]:
-    """Fetch ``urls`` concurrently; the result keeps their order, one entry per URL."""
+    """Fetch ``urls`` concurrently; the result keeps their order, one entry per URL.
+
+    All pages get ``limits.deadline``; once ``enough`` says the pages read so far
+    suffice, the ones still loading get at most ``limits.grace`` more seconds.
+    """
     import httpx
 
     if not urls:
@@ -296,6 +305,7 @@ async def fetch_pages_async(
         tasks = [asyncio.create_task(_fetch_guarded(client, url, limits)) for url in urls]
         pending = set(tasks)
         ends_at = time.monotonic() + limits.deadline
+        soft = False
         while pending:
             remaining = ends_at - time.monotonic()
             if remaining <= 0 or (stop is not None and stop.is_set()):
@@ -305,12 +315,22 @@ async def fetch_pages_async(
             )
             if done and progress is not None:
                 progress(len(tasks) - len(pending), len(tasks))
+            if done and pending and enough is not None and not soft:
+                read = [t.result() for t in tasks if t.done() and not t.cancelled()]
+                if enough([page for page in read if page.ok]):
+                    soft = True
+                    ends_at = min(ends_at, time.monotonic() + limits.grace)
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
     stopped = stop is not None and stop.is_set()
-    reason = "stopped" if stopped else "overall fetch deadline reached"
+    if stopped:
+        reason = "stopped"
+    elif soft:
+        reason = "too slow: the other pages were enough"
+    else:
+        reason = "overall fetch deadline reached"
     return [
         task.result()
         if task.done() and not task.cancelled()
@@ -324,6 +344,7 @@ def fetch_pages(
     limits: FetchLimits,
     progress: FetchProgress | None = None,
     stop: threading.Event | None = None,
+    enough: EnoughPages | None = None,
 ) -> list[FetchedPage]:
     """Blocking wrapper: runs the fetch on a fresh event loop in the calling thread."""
-    return asyncio.run(fetch_pages_async(urls, limits, progress, stop))
+    return asyncio.run(fetch_pages_async(urls, limits, progress, stop, enough))

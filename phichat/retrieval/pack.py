@@ -22,6 +22,8 @@ _FENCE_TAG = re.compile(r"<(/?\s*sources?)\b", re.I)
 _GAP = "\n…\n"
 # A cut passage shorter than this is not worth its source header.
 _MIN_TRIMMED_CHARS = 120
+# Below this much room even a short sentence no longer fits.
+_MIN_SENTENCE_CHARS = 25
 
 
 def clean_passage(text: str) -> str:
@@ -44,12 +46,36 @@ class _SourceBlock:
     title: str
     passages: list[Passage] = field(default_factory=list)
 
+    def runs(self) -> list[Passage]:
+        """The passages in page order, neighbouring sentences joined into one passage."""
+        runs: list[Passage] = []
+        for passage in sorted(self.passages, key=lambda p: p.chunk.position):
+            last = runs[-1] if runs else None
+            if (
+                last is not None
+                and last.chunk.sentences
+                and passage.chunk.sentences
+                and passage.chunk.position == last.chunk.position + len(last.chunk.sentences)
+            ):
+                chunk = replace(
+                    last.chunk,
+                    text=f"{last.chunk.text} {passage.chunk.text}",
+                    sentences=last.chunk.sentences + passage.chunk.sentences,
+                )
+                runs[-1] = Passage(chunk, max(last.score, passage.score))
+            else:
+                runs.append(passage)
+        return runs
+
     def render(self, n: int) -> str:
-        ordered = sorted(self.passages, key=lambda p: p.chunk.position)
+        ordered = self.runs()
         body = ""
         for index, passage in enumerate(ordered):
             if index:
-                adjacent = passage.chunk.position == ordered[index - 1].chunk.position + 1
+                previous = ordered[index - 1].chunk
+                adjacent = passage.chunk.position == previous.position + max(
+                    1, len(previous.sentences)
+                )
                 body += "\n" if adjacent else _GAP
             body += clean_passage(passage.chunk.text)
         return (
@@ -93,23 +119,54 @@ class _Packer:
         return self.budget.max_chars - len(self.text)
 
     def try_add(self, passage: Passage) -> bool:
-        url = passage.chunk.source_url
+        return self.try_add_all([passage])
+
+    def try_add_all(self, passages: list[Passage]) -> bool:
+        """Add passages of one source together, or none of them."""
+        if sum(len(p.chunk.text) for p in passages) > self.room():
+            return False  # cannot fit: spare the render
+        url = passages[0].chunk.source_url
         block = self.by_url.get(url)
         if block is None:
-            trial = [*self.blocks, _SourceBlock(url, passage.chunk.title, [passage])]
+            trial = [*self.blocks, _SourceBlock(url, passages[0].chunk.title, list(passages))]
         else:
-            block.passages.append(passage)
+            block.passages.extend(passages)
             trial = self.blocks
         text = render_blocks(trial)
         if not _fits(text, self.budget):
             if block is not None:
-                block.passages.pop()
+                del block.passages[-len(passages) :]
             return False
         if block is None:
             self.blocks = trial
             self.by_url[url] = trial[-1]
         self.text = text
         return True
+
+
+def _sentence_passages(passage: Passage, packed: set[tuple[str, int]]) -> list[Passage]:
+    """A window's sentences not packed yet, each as a one-sentence passage."""
+    chunk = passage.chunk
+    return [
+        Passage(
+            replace(chunk, text=text, position=index, sentences=(text,), centre=0), passage.score
+        )
+        for index, text in enumerate(chunk.sentences, start=chunk.position)
+        if (chunk.source_url, index) not in packed
+    ]
+
+
+def _pack_window(packer: _Packer, passage: Passage, packed: set[tuple[str, int]]) -> None:
+    """The window's new sentences if they fit, else its centre sentence alone."""
+    fresh = _sentence_passages(passage, packed)
+    if not fresh:
+        return
+    centre = passage.chunk.position + passage.chunk.centre
+    attempts = [fresh] + [[p] for p in fresh if p.chunk.position == centre and len(fresh) > 1]
+    for attempt in attempts:
+        if packer.try_add_all(attempt):
+            packed.update((p.chunk.source_url, p.chunk.position) for p in attempt)
+            return
 
 
 def pack(ranked: Sequence[Passage], budget: PackBudget) -> tuple[str, list[Source]]:
@@ -120,7 +177,13 @@ def pack(ranked: Sequence[Passage], budget: PackBudget) -> tuple[str, list[Sourc
     the end of the budget goes to the best remaining text rather than to nothing.
     """
     packer = _Packer(budget)
+    packed: set[tuple[str, int]] = set()
     for passage in ranked:
+        if packer.room() < _MIN_SENTENCE_CHARS:
+            break  # full: nothing useful fits any more
+        if passage.chunk.sentences:
+            _pack_window(packer, passage, packed)
+            continue
         if packer.try_add(passage):
             continue
         if packer.room() >= _MIN_TRIMMED_CHARS:
@@ -135,7 +198,7 @@ def pack(ranked: Sequence[Passage], budget: PackBudget) -> tuple[str, list[Sourc
             url=one_line(block.url, 2000),
             passages=tuple(
                 SourcePassage(clean_passage(p.chunk.text), p.score, p.chunk.heading)
-                for p in sorted(block.passages, key=lambda p: p.chunk.position)
+                for p in block.runs()
             ),
         )
         for n, block in enumerate(blocks, start=1)

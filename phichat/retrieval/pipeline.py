@@ -2,25 +2,30 @@
 
 ``WebRetriever.retrieve`` never raises for network trouble: a failed search comes back
 as ``Retrieval.search_error`` and failed pages as ``Page`` records with an ``error``.
-It checks ``stop`` between stages and returns what it has when the user cancels.
+It checks ``stop`` between stages and inside them (every 50 ms while fetching and while
+a page is extracted, per page and per embedding batch while ranking) and returns what it
+has when the user cancels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
+from typing import TypeVar
 
 from phichat.config import Settings
+from phichat.domain import Source
 from phichat.errors import SearchUnavailable
 from phichat.paths import cache_dir
-from phichat.retrieval.chunk import chunk_page
 from phichat.retrieval.embedder import EmbedderUnavailable, shared_embedder
-from phichat.retrieval.extract import extract_page
+from phichat.retrieval.extract import extract_page, text_estimate
 from phichat.retrieval.fetch import FetchLimits, fetch_pages
 from phichat.retrieval.pack import pack
-from phichat.retrieval.rank import TextEmbedder, rank_chunks
+from phichat.retrieval.rank import RankingStopped, TextEmbedder, rank_windows
 from phichat.retrieval.search import CachedSearch, SearchEngine, create_engine
 from phichat.retrieval.searchcache import SearchCache
 from phichat.retrieval.types import (
@@ -31,12 +36,66 @@ from phichat.retrieval.types import (
     RetrievalProgress,
     SearchResult,
 )
+from phichat.retrieval.window import sentence_windows
 
 SEARCH_CACHE_FILE = "search-cache.json"
+_STOP_POLL_S = 0.05
+# Pages holding this many times the budget in text are enough to rank: once they are
+# read, slower pages get FetchLimits.grace seconds more, not the whole fetch deadline.
+ENOUGH_TEXT_FACTOR = 2
+T = TypeVar("T")
 
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def select_passages(
+    query: str,
+    pages: list[Page],
+    embedder: TextEmbedder | None,
+    budget: PackBudget,
+    stop: threading.Event,
+) -> tuple[str, list[Source]]:
+    """Cut the readable pages into sentence windows, rank them and pack the best.
+
+    Raises ``RankingStopped`` when ``stop`` is set on the way (checked per page and per
+    embedding batch).
+    """
+    windows = []
+    for page in pages:
+        if stop.is_set():
+            raise RankingStopped
+        if page.fetched_ok:
+            windows.extend(sentence_windows(page))
+    ranked = rank_windows(query, windows, embedder, stop=stop)
+    return pack(ranked, budget)
+
+
+def _unless_stopped(work: Callable[[], T], stop: threading.Event) -> T | None:
+    """``work()`` in a daemon thread; None as soon as ``stop`` is set, without waiting.
+
+    Extraction cannot be interrupted inside the parser. Its cost per page is bounded
+    (see extract.py), and a stop abandons the page being read rather than waiting on it.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="phichat-extract", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        if stop.wait(_STOP_POLL_S):
+            return None
+        worker.join(0)
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 class WebRetriever:
@@ -86,19 +145,39 @@ class WebRetriever:
         results: list[SearchResult],
         progress: RetrievalProgress,
         stop: threading.Event,
+        wanted_chars: int = 0,
     ) -> list[FetchedPage]:
+        """The result pages; stragglers are cut short once ``wanted_chars`` of text are in."""
         total = len(results)
         progress("fetching", f"reading 0 of {_plural(total, 'page')}")
 
         def report(done: int, all_pages: int) -> None:
             progress("fetching", f"reading {done} of {_plural(all_pages, 'page')}")
 
-        return fetch_pages([r.url for r in results], self.fetch_limits(), report, stop)
+        estimates: dict[str, int] = {}  # each body is measured once, when it arrives
 
-    def extract(self, fetched: list[FetchedPage], results: list[SearchResult]) -> list[Page]:
+        def enough(pages: list[FetchedPage]) -> bool:
+            for page in pages:
+                if page.url not in estimates:
+                    estimates[page.url] = text_estimate(page)
+            return wanted_chars > 0 and sum(estimates[p.url] for p in pages) >= wanted_chars
+
+        return fetch_pages([r.url for r in results], self.fetch_limits(), report, stop, enough)
+
+    def extract(
+        self,
+        fetched: list[FetchedPage],
+        results: list[SearchResult],
+        stop: threading.Event | None = None,
+    ) -> list[Page]:
+        """One ``Page`` per fetched body; once ``stop`` is set, the rest are "stopped"."""
+        stop = stop or threading.Event()
         pages = []
         for raw, result in zip(fetched, results, strict=True):
-            page = extract_page(raw)
+            page = None if stop.is_set() else _unless_stopped(partial(extract_page, raw), stop)
+            if page is None:
+                pages.append(Page(url=raw.url, error=raw.error or "stopped"))
+                continue
             if page.fetched_ok and not page.title and result.title:
                 page = replace(page, title=result.title)
             pages.append(page)
@@ -151,7 +230,8 @@ class WebRetriever:
             return finish()
 
         fetched: list[FetchedPage] = timed(  # type: ignore[assignment]
-            "fetch_s", lambda: self.fetch(results, progress, stop)
+            "fetch_s",
+            lambda: self.fetch(results, progress, stop, ENOUGH_TEXT_FACTOR * budget.max_chars),
         )
         if stop.is_set():
             retrieval.pages = [Page(url=f.url, error=f.error or "stopped") for f in fetched]
@@ -159,7 +239,7 @@ class WebRetriever:
 
         readable = sum(1 for f in fetched if f.ok)
         progress("reading", f"extracting text from {_plural(readable, 'page')}")
-        pages: list[Page] = timed("extract_s", lambda: self.extract(fetched, results))  # type: ignore[assignment]
+        pages: list[Page] = timed("extract_s", lambda: self.extract(fetched, results, stop))  # type: ignore[assignment]
         retrieval.pages = pages
         if stop.is_set():
             return finish()
@@ -177,9 +257,11 @@ class WebRetriever:
         progress("ranking", f"ranking passages from {_plural(usable, 'page')}")
 
         def rank_and_pack() -> None:
-            chunks = [chunk for page in pages if page.fetched_ok for chunk in chunk_page(page)]
-            ranked = rank_chunks(query, chunks, embedder)
-            retrieval.context_text, retrieval.sources = pack(ranked, budget)
+            # Stopped while ranking: no context; the caller sees the stop itself.
+            with contextlib.suppress(RankingStopped):
+                retrieval.context_text, retrieval.sources = select_passages(
+                    query, pages, embedder, budget, stop
+                )
 
         timed("rank_s", rank_and_pack)
         return finish()

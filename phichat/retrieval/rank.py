@@ -8,13 +8,19 @@ final pass spreads the top places across sources.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from phichat.retrieval.bm25 import BM25
+from phichat.retrieval.bm25 import BM25, tokenize
 from phichat.retrieval.types import Chunk, Passage
+
+# Texts per embedding call: a stop is noticed between two batches.
+EMBED_BATCH = 16
+# Windows tokenized between two looks at the stop event (a few milliseconds' work).
+STOP_CHECK_WINDOWS = 256
 
 
 class TextEmbedder(Protocol):
@@ -51,6 +57,31 @@ def keyword_scores(query: str, chunks: Sequence[Chunk]) -> list[float]:
     if not chunks:
         return []
     return BM25([_ranking_text(chunk) for chunk in chunks]).scores(query)
+
+
+def window_keyword_scores(
+    query: str, windows: Sequence[Chunk], stop: threading.Event | None = None
+) -> list[float]:
+    """``keyword_scores`` for sentence windows, tokenizing each sentence only once.
+
+    Raises ``RankingStopped`` when ``stop`` is set (checked every STOP_CHECK_WINDOWS).
+    """
+    tokens: dict[str, Counter[str]] = {}
+
+    def counts(text: str) -> Counter[str]:
+        if text not in tokens:
+            tokens[text] = Counter(tokenize(text))
+        return tokens[text]
+
+    documents = []
+    for index, window in enumerate(windows):
+        if stop is not None and index % STOP_CHECK_WINDOWS == 0 and stop.is_set():
+            raise RankingStopped
+        total = counts(window.title) + counts(window.heading)
+        for sentence in window.sentences or (window.text,):
+            total.update(counts(sentence))
+        documents.append(total)
+    return BM25.from_counts(documents).scores(query) if documents else []
 
 
 def pick_candidates(
@@ -144,3 +175,82 @@ def rank_all_by_embedding(
     similarity = (vectors[1:] @ vectors[0]).tolist()  # type: ignore[index]
     scored = [Passage(chunk, s) for chunk, s in zip(chunks, similarity, strict=True)]
     return sorted(scored, key=lambda p: p.score, reverse=True)
+
+
+class RankingStopped(Exception):
+    """The user stopped the turn while candidates were being embedded."""
+
+
+@dataclass(frozen=True)
+class WindowWeights:
+    """Sentence-window ranking: BM25 picks the candidates, RRF fuses it with MiniLM."""
+
+    candidates: int = 48  # windows embedded, at most
+    per_source: int = 3  # of which the best few of every page
+    # Reciprocal-rank fusion constant: small values trust the top of each ranking more.
+    fusion_k: float = 10.0
+    keyword_share: float = 0.4  # BM25's part of the fused score, against the embedding's
+
+
+def embed_similarity(
+    query: str, texts: list[str], embedder: TextEmbedder, stop: threading.Event | None = None
+) -> list[float]:
+    """Cosine similarity of each text to the query, embedded in small batches."""
+    query_vector = embedder.encode([query])[0]  # type: ignore[index]
+    similarity: list[float] = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        if stop is not None and stop.is_set():
+            raise RankingStopped
+        vectors = embedder.encode(texts[start : start + EMBED_BATCH])
+        similarity.extend((vectors @ query_vector).tolist())
+    return similarity
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[float]], shares: Sequence[float], k: float
+) -> list[float]:
+    """Fuse score lists over the same items by rank: sum of share / (k + rank)."""
+    fused = [0.0] * len(rankings[0]) if rankings else []
+    for scores, share in zip(rankings, shares, strict=True):
+        order = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
+        for rank, index in enumerate(order, start=1):
+            fused[index] += share / (k + rank)
+    return fused
+
+
+def rank_windows(
+    query: str,
+    windows: Sequence[Chunk],
+    embedder: TextEmbedder | None,
+    weights: WindowWeights = WindowWeights(),
+    stop: threading.Event | None = None,
+) -> list[Passage]:
+    """Sentence windows, best first: BM25 over all, RRF with MiniLM over the candidates."""
+    windows = _dedupe(windows)
+    if not windows:
+        return []
+    bm25 = window_keyword_scores(query, windows, stop)
+    picked = pick_candidates(
+        windows, bm25, RankWeights(candidates=weights.candidates, per_source=weights.per_source)
+    )
+    if embedder is None:
+        fused = [bm25[i] for i in picked]
+    else:
+        similarity = embed_similarity(
+            query, [_ranking_text(windows[i]) for i in picked], embedder, stop
+        )
+        fused = reciprocal_rank_fusion(
+            [[bm25[i] for i in picked], similarity],
+            [weights.keyword_share, 1 - weights.keyword_share],
+            weights.fusion_k,
+        )
+    ranked = sorted(
+        (Passage(windows[i], score) for i, score in zip(picked, fused, strict=True)),
+        key=lambda p: p.score,
+        reverse=True,
+    )
+    floor = min((p.score for p in ranked), default=0.0)
+    chosen = set(picked)
+    rest = sorted((i for i in range(len(windows)) if i not in chosen), key=lambda i: -bm25[i])
+    ranked.extend(Passage(windows[i], floor - 1.0 - rank) for rank, i in enumerate(rest))
+    return ranked

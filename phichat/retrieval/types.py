@@ -57,11 +57,20 @@ class Page:
 
 @dataclass(frozen=True)
 class Chunk:
+    """A unit of ranking: a passage of whole sentences from one page.
+
+    A sentence window also lists its ``sentences`` (``position`` is then the page index
+    of the first one, ``centre`` the offset of the one it was built around), so packing
+    can add only the sentences not packed yet.
+    """
+
     source_url: str
     text: str
     position: int
     title: str = ""
     heading: str = ""
+    sentences: tuple[str, ...] = ()
+    centre: int = 0
 
 
 @dataclass(frozen=True)
