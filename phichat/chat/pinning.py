@@ -8,8 +8,8 @@ that block are rebuilt from their stored passages in the same shape.
 from __future__ import annotations
 
 from phichat.domain import Message
+from phichat.retrieval.pack import render_source
 from phichat.retrieval.types import Retrieval
-from phichat.textsafe import one_line
 
 
 def can_pin(message: Message) -> bool:
@@ -17,12 +17,13 @@ def can_pin(message: Message) -> bool:
 
 
 def rebuilt_context(message: Message) -> str:
-    blocks = []
-    for source in message.sources:
-        title = one_line(source.title, 150).replace('"', "'")
-        url = one_line(source.url, 500).replace('"', "%22")
-        body = "\n…\n".join(passage.text for passage in source.passages)
-        blocks.append(f'<source n="{source.n}" title="{title}" url="{url}">\n{body}\n</source>')
+    """The sources block rebuilt from stored passages, through packing's own renderer."""
+    blocks = [
+        render_source(
+            source.n, source.title, source.url, "\n…\n".join(p.text for p in source.passages)
+        )
+        for source in message.sources
+    ]
     return "\n\n".join(blocks)
 
 

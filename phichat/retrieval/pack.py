@@ -77,11 +77,17 @@ class _SourceBlock:
                     1, len(previous.sentences)
                 )
                 body += "\n" if adjacent else _GAP
-            body += clean_passage(passage.chunk.text)
-        return (
-            f'<source n="{n}" title="{clean_title(self.title)}" url="{clean_url(self.url)}">\n'
-            f"{body}\n</source>"
-        )
+            body += passage.chunk.text
+        return render_source(n, self.title, self.url, body)
+
+
+def render_source(n: int, title: str, url: str, body: str) -> str:
+    """One fenced source block: the only place a source reaches a prompt, so every caller
+    (packing, and pinning an answer's stored sources) gets the same cleaning."""
+    return (
+        f'<source n="{n}" title="{clean_title(title)}" url="{clean_url(url)}">\n'
+        f"{clean_passage(body)}\n</source>"
+    )
 
 
 def render_blocks(blocks: Sequence[_SourceBlock]) -> str:
