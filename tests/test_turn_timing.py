@@ -30,9 +30,9 @@ def test_a_search_turn_records_the_parts_of_its_first_token_wait() -> None:
     conversation = Conversation()
     list(session.respond(conversation, "What causes tides?", True, threading.Event()))
     events = list(session.respond(conversation, "and in lakes?", True, threading.Event()))
-    # A follow-up's query is a stage of its own, before searching.
-    stages = [e.stage for e in events if isinstance(e, Status)]
-    assert stages.index("query") < stages.index("searching")
+    # A follow-up's query is built without the model, so searching starts with it at once.
+    searching = [e.detail for e in events if isinstance(e, Status) and e.stage == "searching"]
+    assert searching[0] == "and in lakes? tides"
     done = events[-1]
     assert isinstance(done, Done)
     timings = done.message.timings
@@ -93,10 +93,11 @@ async def test_the_status_bar_shows_the_stage_and_its_seconds_and_the_footer_kee
         assert "sources " in footer and "prefill " in footer and "prompt tokens" in footer
 
 
-async def test_a_follow_up_shows_its_query_stage(tmp_path: Path) -> None:
+async def test_a_follow_up_shows_the_query_it_searched_for(tmp_path: Path) -> None:
     app = make_app(tmp_path, ["One.", "Two."], retriever=FakeRetriever(), search=True)
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "why tides")
         await send(pilot, app, "and in lakes?")
         steps = str(app.query(Answer).last().query_one(".steps", Static).render())
-        assert "Query: turning the follow-up into a search query" in steps
+        assert "Search: and in lakes? tides" in steps
+        assert "Query:" not in steps  # no model call, so no query step to wait on
