@@ -32,7 +32,7 @@ def test_a_search_turn_records_the_parts_of_its_first_token_wait() -> None:
     events = list(session.respond(conversation, "and in lakes?", True, threading.Event()))
     # A follow-up's query is built without the model, so searching starts with it at once.
     searching = [e.detail for e in events if isinstance(e, Status) and e.stage == "searching"]
-    assert searching[0] == "and in lakes? tides"
+    assert searching[0] == "and in lakes? causes tides"
     done = events[-1]
     assert isinstance(done, Done)
     timings = done.message.timings
