@@ -8,6 +8,7 @@ so a migration's DDL and its bookkeeping row commit together.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ def open_database(path: Path | None = None) -> sqlite3.Connection:
     from phichat.storage.migrations import apply_migrations
 
     path = path if path is not None else default_database_path()
+    if path.exists() and not _writable(path):
+        return open_read_only(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -52,6 +55,35 @@ def open_database(path: Path | None = None) -> sqlite3.Connection:
     except BaseException:
         connection.close()
         raise
+    return connection
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite could write ``path``: the file, and its folder for the WAL files."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """Open an existing database that this user may not write (a read-only data folder).
+
+    Reading still works (``history``, ``history show``, export); a write fails with a
+    one-line StorageError. ``immutable=1`` because a read-only folder cannot hold the WAL
+    index SQLite would otherwise create, so nothing else may be writing the file either.
+    """
+    from phichat.storage.migrations import MIGRATIONS, applied_migrations_read_only
+
+    uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+    try:
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        done = applied_migrations_read_only(connection)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the conversation database {path}: {exc}") from None
+    if done != [function.__name__ for function in MIGRATIONS]:
+        connection.close()
+        raise StorageError(
+            f"the conversation database {path} is read-only and needs an upgrade this "
+            "phichat cannot write; make its folder writable"
+        )
     return connection
 
 

@@ -82,6 +82,16 @@ def applied_migrations(db: sqlite3.Connection) -> list[str]:
     return [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY number")]
 
 
+def applied_migrations_read_only(db: sqlite3.Connection) -> list[str]:
+    """Like ``applied_migrations``, for a database opened read-only (no table is created)."""
+    exists = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    if exists is None:
+        return []
+    return [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY number")]
+
+
 def apply_migrations(
     db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS
 ) -> list[str]:
