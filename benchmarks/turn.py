@@ -30,6 +30,7 @@ The Phi-3-mini shape needs about 8 GB of memory and 7.6 GB of disk under .bench/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -40,6 +41,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,6 +244,51 @@ def raw_llama(
     return {"prefill_tps": len(prompt_ids) / prefill_s, "decode_tps": decode_tokens / decode_s}
 
 
+def sources_policies() -> dict[str, Any]:
+    from phichat.chat.prompt import DEFAULT_POLICY, LIMIT_ONLY_POLICY
+
+    return {"default": DEFAULT_POLICY, "limit-only": LIMIT_ONLY_POLICY}
+
+
+SOURCES_POLICY_NAMES = ("default", "limit-only")
+
+
+@contextlib.contextmanager
+def sources_policy(policy: Any) -> Iterator[None]:
+    """The session's prompts built with ``policy`` (phichat.chat.prompt.SourcesPolicy)."""
+    from phichat.chat import prompt
+
+    original = prompt.build_messages
+    prompt.build_messages = functools.partial(original, policy=policy)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        prompt.build_messages = original  # type: ignore[assignment]
+
+
+def record(model: Any, sent: list[list[Any]]) -> None:
+    """Keep every prompt ``model`` is given in ``sent``."""
+    stream = model.stream
+
+    def recording_stream(messages: list[Any], *rest: Any, **kwargs: Any) -> Any:
+        sent.append(list(messages))
+        return stream(messages, *rest, **kwargs)
+
+    model.stream = recording_stream
+
+
+def policy_system(sessions: list[Any], name: str) -> Any:
+    """The system message of the conversation run with policy ``name``."""
+    from phichat.chat.prompt import system_message
+
+    session = next(session for each, session, _ in sessions if each == name)
+    return system_message(session.options.preset)
+
+
+def first_system(sessions: list[Any]) -> Any:
+    return policy_system(sessions, sessions[0][0])
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the conversation (and the sweep) in this process; return every figure."""
     os.environ["PHICHAT_CACHE_DIR"] = tempfile.mkdtemp(prefix="phichat-turn-")
@@ -286,6 +333,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     begun = time.perf_counter()
     model.load()
     load_s = time.perf_counter() - begun
+    # One model per sources policy (llama.cpp: one worker each, mapping the same file), so
+    # that each conversation keeps its own cached prefix while their turns alternate.
+    models = [model]
+    for _ in args.sources_policy[1:]:
+        models.append(create_model(settings))
+        models[-1].load()
     if args.backend == "gguf":
         weight_bytes = path.stat().st_size
     else:
@@ -295,26 +348,42 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     retriever = WebRetriever(settings, engine=SearxngSearch(base), embedder=embedder)
 
     sent: list[list[Any]] = []
-    stream = model.stream
-
-    def recording_stream(messages: list[Any], *rest: Any, **kwargs: Any) -> Any:
-        sent.append(list(messages))
-        return stream(messages, *rest, **kwargs)
-
-    model.stream = recording_stream  # type: ignore[method-assign]
+    for each in models:
+        record(each, sent)
 
     def options(chars: int, preset: Preset | None = None) -> TurnOptions:
         generation = GenerationOptions(max_new_tokens=args.answer_tokens, temperature=0.0)
         return TurnOptions(generation, context_chars=chars, preset=preset)
 
-    session = Session(model, options(args.context_chars), retriever=retriever)
-    conversation = Conversation()
-    turns = [
-        run_turn(session, conversation, QUESTIONS[i % len(QUESTIONS)], args.query)
-        for i in range(args.turns)
+    sessions = []
+    for name, each in zip(args.sources_policy, models, strict=True):
+        # With several policies, each its own system prompt: no prefix shared between them.
+        preset = None
+        if len(models) > 1:
+            preset = Preset(name, "", f"Policy {name}. " + prompts.load("system"), "")
+        session = Session(each, options(args.context_chars, preset), retriever=retriever)
+        sessions.append((name, session, Conversation()))
+    by_policy: dict[str, list[TurnFigures]] = {name: [] for name in args.sources_policy}
+    policies = sources_policies()
+    for index in range(args.turns):
+        # Turn by turn, alternating policies, so that a change in the machine's load
+        # falls on both alike.
+        for name, session, conversation in sessions:
+            with sources_policy(policies[name]):
+                figures = run_turn(
+                    session, conversation, QUESTIONS[index % len(QUESTIONS)], args.query
+                )
+            by_policy[name].append(figures)
+    turns = by_policy[args.sources_policy[0]]
+    answer_prompts = [
+        m for m in sent if m and m[0]["role"] == "system" and m[0] == first_system(sessions)
     ]
-    answer_prompts = [m for m in sent if m and m[0]["role"] == "system"]
     conversation_peak = peak_rss_gb()
+    worker_peaks = [getattr(each, "worker_peak_memory_bytes", lambda: None)() for each in models]
+    for extra in models[1:]:
+        close_extra = getattr(extra, "close", None)
+        if close_extra is not None:
+            close_extra()
 
     sweep = {}
     for chars in args.sweep:
@@ -332,13 +401,23 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     from phichat.models.prefix_cache import common_prefix_length
 
-    prompt_ids = [token_ids(messages) for messages in answer_prompts[: len(turns)]]
-    for turn, earlier, later in zip(turns[1:], prompt_ids, prompt_ids[1:], strict=False):
-        # What any prefix cache could reuse (llama.cpp's own included, which phichat's
-        # gguf backend may not report): the previous prompt's share of this one.
-        turn.shared_tokens = common_prefix_length(earlier, later)
+    for name, _, _ in sessions:
+        system = policy_system(sessions, name)
+        own = [m for m in sent if m and m[0] == system][: args.turns]
+        prompt_ids = [token_ids(messages) for messages in own]
+        for turn, earlier, later in zip(
+            by_policy[name][1:], prompt_ids, prompt_ids[1:], strict=False
+        ):
+            # What any prefix cache could reuse (llama.cpp's own included, which phichat's
+            # gguf backend may not report): the previous prompt's share of this one.
+            turn.shared_tokens = common_prefix_length(earlier, later)
     first_ids, last_ids = token_ids(answer_prompts[0]), token_ids(answer_prompts[-1])
     peak = peak_rss_gb()
+    # llama.cpp runs in a worker process of its own: its peak is the one to hold against
+    # the GGUF file (the app's process holds the tokenizer, the embedder and torch).
+    worker_peak = getattr(model, "worker_peak_memory_bytes", lambda: None)()
+    if worker_peaks[0] and worker_peak:
+        worker_peak = max(worker_peak, *[w for w in worker_peaks if w])
     raw: dict[str, dict[str, float]] = {}
     if args.backend == "gguf":
         close = getattr(model, "close", None)
@@ -364,7 +443,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "weights_gb": weight_bytes / 1e9,
         "conversation_peak_gb": conversation_peak,
         "peak_gb": peak,
+        "worker_peak_gb": worker_peak / 1e9 if worker_peak else None,
         "turns": [turn.__dict__ for turn in turns],
+        "policies": {
+            name: [turn.__dict__ for turn in figures] for name, figures in by_policy.items()
+        },
+        "context_chars": args.context_chars,
+        "models": len(models),
         "sweep": sweep,
         "raw": raw,
         "raw_tokens": {"first": len(first_ids), "last": len(last_ids)},
@@ -382,34 +467,27 @@ def print_result(result: dict[str, Any], machine: str) -> None:
         f"tokenizer: {result['tokenizer']}, {result['chars_per_token']:.1f} characters per "
         f"token in turn 1's prompt; query: {result['query']}; load {result['load_s']:.1f} s"
     )
-    print(
-        "\n| turn | first token | query | retrieval | prefill | prompt tokens | prefilled "
-        "| reused | shared | decode | total |"
-    )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for number, turn in enumerate(result["turns"], 1):
-        prefilled = turn["prompt_tokens"] - turn["reused_tokens"]
-        print(
-            f"| {number} | {turn['ttft_s']:.2f} s | {turn['query_s']:.2f} s "
-            f"| {turn['retrieval_s']:.2f} s | {turn['prefill_s']:.2f} s "
-            f"| {turn['prompt_tokens']} | {prefilled} | {turn['reused_tokens']} "
-            f"| {turn.get('shared_tokens', 0)} "
-            f"| {turn['decode_tps']:.2f} tokens/s | {turn['total_s']:.1f} s |"
-        )
-    print(
-        "(reused: reported by the backend; shared: tokens in common with the previous "
-        "turn's prompt, what a prefix cache can reuse at least)"
-    )
+    for name, turns in result.get("policies", {"default": result["turns"]}).items():
+        if len(result.get("policies", {})) > 1:
+            print(f"\nsources policy: {name}, {result['context_chars']} characters of sources")
+        print_turns(turns)
     turns = result["turns"]
-    if len(turns) > 1:
-        worst = max(turn["ttft_s"] for turn in turns[1:])
-        print(f"\nslowest follow-up's first token: {worst / turns[0]['ttft_s']:.2f}x turn 1's")
     weights = result["weights_gb"]
-    print(
-        f"peak memory: {result['conversation_peak_gb']:.2f} GB after the conversation "
-        f"({result['conversation_peak_gb'] / weights:.2f}x the {weights:.2f} GB of weights), "
-        f"{result['peak_gb']:.2f} GB after the sweep"
-    )
+    worker = result.get("worker_peak_gb")
+    if worker:
+        print(
+            f"peak memory: llama.cpp worker {worker:.2f} GB ({worker / weights:.2f}x the "
+            f"{weights:.2f} GB GGUF file); app process {result['conversation_peak_gb']:.2f} GB "
+            f"after the conversation, {result['peak_gb']:.2f} GB after the sweep"
+        )
+    else:
+        # With several policies the process holds one model each.
+        weights *= result.get("models", 1)
+        print(
+            f"peak memory: {result['conversation_peak_gb']:.2f} GB after the conversation "
+            f"({result['conversation_peak_gb'] / weights:.2f}x the {weights:.2f} GB of "
+            f"weights), {result['peak_gb']:.2f} GB after the sweep"
+        )
     kind = "Llama.eval" if result["backend"] == "gguf" else "transformers forward"
     for name, figures in result["raw"].items():
         tokens = result["raw_tokens"][name]
@@ -417,7 +495,7 @@ def print_result(result: dict[str, Any], machine: str) -> None:
             f"raw {kind}, {name} turn's {tokens} prompt tokens: prefill "
             f"{figures['prefill_tps']:.1f} tokens/s, decode {figures['decode_tps']:.2f} tokens/s"
         )
-    first = turns[0]
+    first = turns[0] if turns else {"prefill_s": 0.0}
     if first["prefill_s"] > 0:
         print(
             f"phichat turn 1: prefill {first['prompt_tokens'] / first['prefill_s']:.1f} tokens/s "
@@ -431,6 +509,30 @@ def print_result(result: dict[str, Any], machine: str) -> None:
                 f"| {chars} chars | {turn['ttft_s']:.2f} s | {turn['retrieval_s']:.2f} s "
                 f"| {turn['prefill_s']:.2f} s | {turn['prompt_tokens']} |"
             )
+
+
+def print_turns(turns: list[dict[str, Any]]) -> None:
+    print(
+        "\n| turn | first token | query | retrieval | prefill | prompt tokens | prefilled "
+        "| reused | shared | decode | total |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for number, turn in enumerate(turns, 1):
+        prefilled = turn["prompt_tokens"] - turn["reused_tokens"]
+        print(
+            f"| {number} | {turn['ttft_s']:.2f} s | {turn['query_s']:.2f} s "
+            f"| {turn['retrieval_s']:.2f} s | {turn['prefill_s']:.2f} s "
+            f"| {turn['prompt_tokens']} | {prefilled} | {turn['reused_tokens']} "
+            f"| {turn.get('shared_tokens', 0)} "
+            f"| {turn['decode_tps']:.2f} tokens/s | {turn['total_s']:.1f} s |"
+        )
+    print(
+        "(reused: reported by the backend; shared: tokens in common with the previous "
+        "turn's prompt, what a prefix cache can reuse at least)"
+    )
+    if len(turns) > 1:
+        ratios = ", ".join(f"{turn['ttft_s'] / turns[0]['ttft_s']:.2f}x" for turn in turns[1:])
+        print(f"follow-ups' first token against turn 1's: {ratios}")
 
 
 def machine_name() -> str:
@@ -459,6 +561,8 @@ def shared_flags(args: argparse.Namespace) -> list[str]:
         f"--pages={args.pages}",
         f"--page-delay={args.page_delay}",
         f"--raw-decode={args.raw_decode}",
+        "--sources-policy",
+        *args.sources_policy,
         "--sweep",
         *[str(chars) for chars in args.sweep],
     ]
@@ -492,6 +596,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="mini: Phi-3-mini; small: its first 4 layers' worth; tiny: 64 wide (smoke runs)",
     )
     parser.add_argument("--tiny", action="store_true", help="--shape tiny, a 2k vocabulary")
+    parser.add_argument(
+        "--sources-policy",
+        nargs="+",
+        choices=SOURCES_POLICY_NAMES,
+        default=["default"],
+        help="when past turns lose their sources (phichat.chat.prompt): default, or "
+        "limit-only (the policy before: at the prompt limit, once); several run turn by turn",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)

@@ -97,7 +97,10 @@ def run_turns(model: ScriptedModel, conversation: list[tuple[str, str, str]]) ->
 
 
 def test_each_follow_up_starts_with_the_previous_prompt_and_answer_as_sent() -> None:
-    conversation = grounded_conversation(4)
+    # Sources much longer than the questions and answers, as in real turns: compacting is
+    # not due yet (it comes early when questions and answers weigh more; see
+    # test_prompt_compaction.py).
+    conversation = grounded_conversation(4, sources_words=200)
     prompts = run_turns(ScriptedModel(context_window=4096), conversation)
     for (_, _, reply), earlier, later in zip(conversation, prompts, prompts[1:], strict=False):
         # Token-exact prefix reuse needs the earlier prompt, then its answer, unchanged.

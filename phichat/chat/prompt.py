@@ -8,17 +8,25 @@ most reliably.
 Past turns are re-sent exactly as they were sent, sources included, so that a follow-up's
 prompt starts with the previous prompt and answer token for token and the backend can
 reuse their cached attention states (models/prefix_cache.py): only the new sources and
-question are prefilled. Once that would make the prompt longer than
-``AS_SENT_PROMPT_TOKENS`` (or the window), every past turn goes without its sources at once
-(and the oldest turns go next, if even that is too long).
-That breaks the shared prefix once; from then on each follow-up re-prefills only the
-previous question and answer besides its own sources, and the prompt stops growing by a
-sources block per turn.
+question are prefilled. That cannot go on for ever (every cached token slows each decoded
+one), so now and then a turn *compacts*: the past turns still carrying their sources are
+re-sent without them. Everything after the first of them must then be prefilled again,
+so a compaction costs this turn's own prompt plus those turns' questions and answers.
+
+Compaction keeps that bill small (``SourcesPolicy``): it only ever touches the turns sent
+with sources since the last compaction, since older turns were already sent bare and stay
+in the cached prefix; and it happens as soon as waiting one more turn would make it
+re-prefill more than a share of this turn's own prompt, or when the prompt would pass
+``AS_SENT_PROMPT_TOKENS``. After a compaction the next follow-ups keep the last turn's
+sources again. Which turns went bare is not stored: it is replayed from the history, so
+every turn lays out the past exactly as the turn before did. When even bare past turns
+overflow the window, the oldest go.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from phichat import prompts
@@ -35,6 +43,30 @@ if TYPE_CHECKING:
 # 3,300), while keeping old sources saves only the previous question and answer from being
 # prefilled again. Phi-3-mini-4k also attends only 2,047 tokens back (its sliding window).
 AS_SENT_PROMPT_TOKENS = 2048
+
+
+@dataclass(frozen=True)
+class SourcesPolicy:
+    """When past turns stop carrying their sources (see the module docstring).
+
+    ``reprefill_share``: a compaction re-prefills the questions and answers of the turns
+    sent with sources since the last one; it comes early enough that they stay within this
+    share of the turn's own prompt (system, sources and question). The follow-up target is
+    1.3x a first turn's wait, and a turn's wait is mostly its prefill, so a quarter leaves
+    room for the slower attention over a longer cache. None: only the prompt limit counts.
+    ``resume``: after a compaction, later turns keep their sources again (False is the
+    policy before this one, kept for benchmarks/turn.py to measure against: once compacted,
+    every later follow-up went without past sources).
+    """
+
+    prompt_tokens: int = AS_SENT_PROMPT_TOKENS
+    reprefill_share: float | None = 0.25
+    resume: bool = True
+
+
+DEFAULT_POLICY = SourcesPolicy()
+# Before it: compact only when the prompt would pass the limit, and then for good.
+LIMIT_ONLY_POLICY = SourcesPolicy(reprefill_share=None, resume=False)
 
 # Tokens kept free on top of the answer reservation: chat templates may add a token or
 # two (such as a final eos) that apply_chat_template(add_generation_prompt=True) does not.
@@ -98,12 +130,13 @@ def build_messages(
     sources_block: str | None,
     max_new_tokens: int,
     preset: Preset | None = None,
+    policy: SourcesPolicy = DEFAULT_POLICY,
 ) -> tuple[list[ChatMessage], int]:
     """The messages to send, and how many past turns had to be dropped to fit.
 
-    Past turns go as they were sent while the prompt stays short, else all without sources
-    (see the module docstring for why all at once). Raises ``PromptTooLong`` when even the
-    system prompt and this question do not fit.
+    Past turns go bare up to the last compaction and as sent after it (see the module
+    docstring). Raises ``PromptTooLong`` when even the system prompt and this question do
+    not fit.
     """
     budget = prompt_budget(model, max_new_tokens)
     system = system_message(preset)
@@ -114,16 +147,81 @@ def build_messages(
             f"the message is too long: {base_tokens} tokens of prompt, but only {budget} fit "
             f"in the {model.context_window}-token window with {max_new_tokens} kept for the answer"
         )
-    as_sent = [system, *[m for t in history_turns(history, True, preset) for m in t], current]
-    if model.count_tokens(as_sent) <= min(budget, AS_SENT_PROMPT_TOKENS):
-        return as_sent, 0
-    turns = history_turns(history)
-    kept: list[list[ChatMessage]] = []
-    # Newest turns matter most, so keep adding from the end until the next one would overflow.
-    for turn in reversed(turns):
-        candidate = [system, *[m for t in [turn, *kept] for m in t], current]
-        if model.count_tokens(candidate) > budget:
-            break
-        kept.insert(0, turn)
-    messages = [system, *[m for t in kept for m in t], current]
-    return messages, len(turns) - len(kept)
+    sent = history_turns(history, True, preset)
+    bare = history_turns(history)
+    layout = _Layout(model, system, sent, bare, min(budget, policy.prompt_tokens), policy)
+    start = layout.sources_start(current)
+    messages = layout.messages(start, current)
+    if start == len(sent) and model.count_tokens(messages) > budget:
+        kept: list[list[ChatMessage]] = []
+        # Newest turns matter most, so keep adding from the end until the next one would overflow.
+        for turn in reversed(bare):
+            candidate = [system, *[m for t in [turn, *kept] for m in t], current]
+            if model.count_tokens(candidate) > budget:
+                break
+            kept.insert(0, turn)
+        return [system, *[m for t in kept for m in t], current], len(bare) - len(kept)
+    return messages, 0
+
+
+class _Layout:
+    """Replays the compaction decisions of a conversation's turns, oldest first.
+
+    Every decision depends only on the history, so replaying them gives each past turn's
+    prompt exactly as it was sent, and this turn's prompt starts with the previous one.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        system: ChatMessage,
+        sent: list[list[ChatMessage]],
+        bare: list[list[ChatMessage]],
+        limit: int,
+        policy: SourcesPolicy,
+    ) -> None:
+        self._model = model
+        self._system = system
+        self._sent = sent
+        self._bare = bare
+        self._limit = limit
+        self._policy = policy
+        self._bare_tokens = [model.count_tokens(turn) for turn in bare]
+        # A turn's own prompt: the system prompt and its user message (sources, question).
+        self._own_tokens = [model.count_tokens([system, turn[0]]) for turn in sent]
+
+    def messages(self, start: int, asked: ChatMessage, end: int | None = None) -> list[ChatMessage]:
+        """Past turns before ``end`` (all by default): bare before ``start``, then as sent."""
+        end = len(self._sent) if end is None else end
+        past = [*self._bare[:start], *self._sent[start:end]]
+        return [self._system, *[m for turn in past for m in turn], asked]
+
+    def sources_start(self, current: ChatMessage) -> int:
+        """Index of the first past turn that this turn sends with its sources."""
+        start = 0
+        for turn in range(1, len(self._sent) + 1):
+            if turn < len(self._sent):
+                asked, own = self._sent[turn][0], self._own_tokens[turn]
+            else:
+                asked, own = current, self._model.count_tokens([self._system, current])
+            if not self._keeps_sources(start, turn, asked, own):
+                start = turn  # turn ``turn`` compacted: every turn before it went bare
+        return start
+
+    def _keeps_sources(self, start: int, turn: int, asked: ChatMessage, own: int) -> bool:
+        """Whether turn ``turn`` re-sends past turns ``start``.. as sent."""
+        if start > 0 and not self._policy.resume:
+            return False
+        prompt = self.messages(start, asked, end=turn)
+        if self._model.count_tokens(prompt) > self._limit:
+            return False
+        share = self._policy.reprefill_share
+        if share is None:
+            return True
+        # Waiting one more turn would re-prefill these turns' questions and answers, and
+        # about one more of the same size (this turn's, whose answer is not known yet).
+        reprefill = sum(self._bare_tokens[start:turn]) + self._bare_tokens[turn - 1]
+        # Measured against a grounded turn's own prompt, so that a follow-up asked without
+        # search (a short prompt) does not throw away the sources it is likely asking about.
+        grounded = max([own, *self._own_tokens[start:turn]])
+        return reprefill <= share * grounded
