@@ -424,6 +424,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if close is not None:
             close()
         del model
+    if args.raw_decode <= 0:
+        pass  # no raw-speed probe asked for
+    elif args.backend == "gguf":
         window = settings.context_window or 4096
         raw["first"] = raw_llama(path, window, first_ids, args.raw_decode)
         raw["last"] = raw_llama(path, window, last_ids, args.raw_decode)
@@ -588,7 +591,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--pages", type=int, default=6)
     parser.add_argument("--page-delay", type=float, default=0.3, help="seconds each page waits")
-    parser.add_argument("--raw-decode", type=int, default=8, help="steps of the raw decode probe")
+    parser.add_argument(
+        "--raw-decode",
+        type=int,
+        default=8,
+        help="steps of the raw decode probe (0: no raw-speed probe at all)",
+    )
     parser.add_argument(
         "--shape",
         choices=("mini", "small", "tiny"),
