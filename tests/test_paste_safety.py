@@ -78,6 +78,17 @@ def test_the_guard_is_what_textuals_terminal_driver_builds() -> None:
     assert linux_driver.XTermParser is PasteSafeParser
 
 
+def test_terminal_input_that_is_not_utf8_is_replaced_not_fatal() -> None:
+    # The driver builds its decoder from this module-level name, as with the parser.
+    assert "getincrementaldecoder" in LinuxDriver.run_input_thread.__code__.co_names
+    install_paste_guard()
+    decode = linux_driver.getincrementaldecoder("utf-8")().decode
+    assert decode(b"caf\xe9 \xff ok", final=False) == "caf\ufffd \ufffd ok"
+    # A character split across two reads still decodes whole.
+    assert decode(b"\xc3", final=False) == ""
+    assert decode(b"\xa9!", final=False) == "\u00e9!"
+
+
 async def test_a_hostile_paste_after_an_answer_fires_no_binding(tmp_path: Path) -> None:
     app = make_app(tmp_path, ["The Moon.", "replaced!"])
     async with app.run_test(size=SIZE) as pilot:
