@@ -374,6 +374,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     session, conversation, QUESTIONS[index % len(QUESTIONS)], args.query
                 )
             by_policy[name].append(figures)
+            # As it goes, so that a run that fails late still leaves its figures.
+            print(json.dumps({"policy": name, "turn": figures.__dict__}), file=sys.stderr)
     turns = by_policy[args.sources_policy[0]]
     answer_prompts = [
         m for m in sent if m and m[0]["role"] == "system" and m[0] == first_system(sessions)
@@ -392,6 +394,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         preset = Preset("sweep", "", system, "")
         single = Session(model, options(chars, preset), retriever=retriever)
         sweep[chars] = run_turn(single, Conversation(), QUESTIONS[0], "pure").__dict__
+        print(json.dumps({"sweep": chars, "turn": sweep[chars]}), file=sys.stderr)
+    if not answer_prompts:  # --turns 0: the raw probe runs on the sweep's prompts
+        answer_prompts = [m for m in sent if m and m[0]["role"] == "system"]
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
 
