@@ -11,19 +11,18 @@ Both answers are saved in the conversation after the one question, marked with t
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from phichat.chat.compare_summary import CompareSummary, Side, summarize
+from phichat.chat.compare_summary import CompareSummary, summarize
 from phichat.chat.events import Done, Event, Failed, Status, Token
-from phichat.chat.session import Session, take_trailing_answers
-from phichat.domain import Conversation, Message
+from phichat.chat.session import SearchPlan, Session, take_trailing_answers
+from phichat.chat.turn import TurnRequest
+from phichat.domain import CompareTimes, Conversation, Message, Side
 from phichat.errors import PhichatError
-from phichat.retrieval.searchproblems import without_sources_line
 from phichat.retrieval.types import Retrieval
 from phichat.textsafe import one_line
 
@@ -63,34 +62,6 @@ class _Clock:
         return self._now() - self._start
 
 
-def _in_thread(
-    name: str,
-    side: Side,
-    work: Callable[[Callable[[SideEvent], None]], None],
-    out: queue.Queue[object],
-) -> threading.Thread:
-    """Run ``work(emit)`` in a daemon thread; its events, then an end marker, go to ``out``.
-
-    An exception becomes a ``Failed`` event of ``side``: a bug in one side must not hang
-    the other or the caller.
-    """
-
-    def run() -> None:
-        try:
-            work(out.put)
-        except PhichatError as exc:
-            out.put(SideEvent(side, Failed(one_line(str(exc), 500))))
-        except Exception as exc:
-            text = f"unexpected error: {type(exc).__name__}: {exc}"
-            out.put(SideEvent(side, Failed(one_line(text, 500))))
-        finally:
-            out.put((_END, name))
-
-    thread = threading.Thread(target=run, name=f"phichat-compare-{name}", daemon=True)
-    thread.start()
-    return thread
-
-
 def run_compare(
     session: Session,
     conversation: Conversation,
@@ -114,178 +85,194 @@ def run_compare(
         yield Failed("there is no question to compare yet")
         return
     replaced = take_trailing_answers(conversation) if question is None else []
+    compare = _Compare(session, conversation, stop, pinned, _Clock(now), replaced)
     try:
-        yield from _compare(session, conversation, question, stop, pinned, now, replaced)
+        yield from compare.run(question)
     finally:
         if replaced:
-            _restore(session, conversation, replaced)
+            compare.restore()
 
 
-def _restore(session: Session, conversation: Conversation, replaced: list[Message]) -> None:
-    """Put back the answers a compare was to replace, dropping its empty (stopped) ones."""
-    asked = max(i for i, m in enumerate(conversation.messages) if m.role == "user")
-    for empty in conversation.messages[asked + 1 :]:
-        if session.store is not None:
-            with contextlib.suppress(PhichatError):
-                session.store.delete_message(conversation, empty)
-    del conversation.messages[asked + 1 :]
-    conversation.messages.extend(replaced)
-    replaced.clear()
+class _Compare:
+    """One compare: two turns of one question, the first beside the search the second
+    answers from. Its steps are the methods below, in the order ``run`` takes them."""
 
+    def __init__(
+        self,
+        session: Session,
+        conversation: Conversation,
+        stop: threading.Event,
+        pinned: Retrieval | None,
+        clock: _Clock,
+        replaced: list[Message],
+    ) -> None:
+        self.session = session
+        self.conversation = conversation
+        self.stop = stop
+        self.pinned = pinned
+        self.clock = clock
+        self.replaced = replaced
+        self.events: queue.Queue[object] = queue.Queue()
+        self.running: set[str] = set()
+        self.found: Retrieval | None = pinned
+        self.retrieval_wall_s: float | None = None
+        self.retrieval_failed: str | None = None
+        self.answers: dict[Side, Message | None] = {"without": None, "with": None}
+        self.first_token: dict[Side, float] = {}
 
-def _compare(
-    session: Session,
-    conversation: Conversation,
-    question: str | None,
-    stop: threading.Event,
-    pinned: Retrieval | None,
-    now: Callable[[], float],
-    replaced: list[Message],
-) -> Iterator[CompareEvent]:
-    clock = _Clock(now)
-    if question is None:
-        asked = conversation.messages[-1].text
-        history = conversation.messages[:-1]
-        first_side = session.answer_again(conversation, False, stop)
-    else:
-        asked = question.strip()
+    def run(self, question: str | None) -> Iterator[CompareEvent]:
+        asked = self.conversation.messages[-1].text if question is None else question.strip()
         if not asked:
             yield Failed("the message is empty")
             return
-        history = list(conversation.messages)
-        first_side = session.respond(conversation, asked, False, stop)
-    messages_before = len(history)
-
-    retriever = session.retriever if pinned is None else None
-    query: str | None = pinned.query if pinned is not None else None
-    if retriever is not None:
+        history = self._history(question)
         try:
-            query = session.retrieval_query(history, asked, stop)
-            budget = session.pack_budget(asked)
+            plan = None if self.pinned else self.session.plan_search(history, asked, self.stop)
         except PhichatError as exc:
             yield Failed(one_line(str(exc), 500))
             return
+        if question is not None:
+            problem = self.session.ask(self.conversation, asked)
+            if problem is not None:
+                yield problem
+                return
+        self._start_without(TurnRequest(self.conversation, history, asked, search=False))
+        yield from self._start_search(plan)
+        yield from self._while_both_run()
+        yield from self._answer_with_search()
+        if self.replaced:  # neither side wrote a word: keep the old answers (before the UI looks)
+            self.restore()
+        yield CompareDone(
+            question=asked,
+            without=self.answers["without"],
+            with_search=self.answers["with"],
+            query=self.pinned.query if self.pinned is not None else plan.query if plan else None,
+            summary=summarize(self.answers["without"], self.answers["with"], asked),
+        )
 
-    events: queue.Queue[object] = queue.Queue()
-    found: list[Retrieval] = [pinned] if pinned is not None else []
-    running = {"without"}
-    retrieval_started = 0.0
+    def _history(self, question: str | None) -> list[Message]:
+        messages = self.conversation.messages
+        return list(messages) if question is not None else messages[:-1]
 
-    def answer_without(emit: Callable[[SideEvent], None]) -> None:
-        for event in first_side:
-            emit(SideEvent("without", event))
+    def _start_without(self, request: TurnRequest) -> None:
+        turn = self.session.turn(request, self.stop)
 
-    _in_thread("without", "without", answer_without, events)
-    if pinned is not None:
-        count = len(pinned.sources)
-        yield SideEvent("with", Status("searching", f"using {count} pinned sources, no new search"))
-    if retriever is not None and query is not None:
-        running.add("retrieval")
-        yield SideEvent("with", Status("searching", query))
-        retrieval_started = clock()
+        def answer(emit: Callable[[SideEvent], None]) -> None:
+            for event in turn.events():
+                emit(SideEvent("without", event))
 
-        def retrieve(emit: Callable[[SideEvent], None]) -> None:
-            def progress(stage: str, detail: str) -> None:
-                emit(SideEvent("with", Status(stage, detail)))  # type: ignore[arg-type]
+        self._in_thread("without", "without", answer)
 
-            found.append(retriever.retrieve(query, budget, progress, stop))
-
-        _in_thread("retrieval", "with", retrieve, events)
-
-    answers: dict[Side, Message | None] = {"without": None, "with": None}
-    first_token: dict[Side, float] = {}
-    retrieval_failed: str | None = None
-    while running:
-        item = events.get()
-        if isinstance(item, tuple) and item[0] is _END:
-            running.discard(item[1])
-            continue
-        assert isinstance(item, SideEvent)
-        if item.side == "with" and isinstance(item.event, Failed):
-            retrieval_failed = item.event.error  # raised by the retriever: shown once, below
-            continue
-        never_saved = question is not None and len(conversation.messages) == messages_before
-        if item.side == "without" and isinstance(item.event, Failed) and never_saved:
-            # The question itself was never saved: nothing to compare.
-            stop.set()
-            yield Failed(item.event.error)
+    def _start_search(self, plan: SearchPlan | None) -> Iterator[SideEvent]:
+        """Search beside the first answer (the pinned sources need none)."""
+        if self.pinned is not None:
+            count = len(self.pinned.sources)
+            note = f"using {count} pinned sources, no new search"
+            yield SideEvent("with", Status("searching", note))
+        if plan is None:
             return
-        yield from _tracked(item, clock, first_token, answers, session, conversation, replaced)
+        started = self.clock()
 
-    retrieval = found[0] if found else None
-    if retrieval is not None and pinned is None:
-        retrieval.timings.setdefault("retrieval_wall_s", clock() - retrieval_started)
-        problem = without_sources_line(retrieval, stop.is_set())
-        if problem is not None:
-            yield SideEvent("with", Status("searching", problem))
-    if retrieval_failed is not None:
-        yield SideEvent("with", Failed(retrieval_failed))
-    elif stop.is_set():
-        yield SideEvent("with", Failed("stopped before the answer with search began"))
-    else:
-        second_side = session.answer_again(conversation, True, stop, pinned_sources=retrieval)
-        for event in second_side:
-            yield from _tracked(
-                SideEvent("with", event),
-                clock,
-                first_token,
-                answers,
-                session,
-                conversation,
-                replaced,
-            )
-    if replaced:  # neither side wrote a word: keep the old answers (before the UI looks)
-        _restore(session, conversation, replaced)
-    yield CompareDone(
-        question=asked,
-        without=answers["without"],
-        with_search=answers["with"],
-        query=query,
-        summary=summarize(answers["without"], answers["with"], asked),
-    )
-
-
-def _tracked(
-    item: SideEvent,
-    clock: _Clock,
-    first_token: dict[Side, float],
-    answers: dict[Side, Message | None],
-    session: Session,
-    conversation: Conversation,
-    replaced: list[Message],
-) -> Iterator[SideEvent]:
-    """Time the side's first token and end; label and re-save its finished answer.
-
-    The first token of either side also deletes the ``replaced`` answers.
-    """
-    event = item.event
-    if isinstance(event, Token) and item.side not in first_token:
-        first_token[item.side] = clock()
-        if replaced:
+        def search(emit: Callable[[SideEvent], None]) -> None:
+            steps = self.session.search(plan, self.stop)
             try:
-                session.forget(conversation, replaced)
-            except PhichatError as exc:
-                yield SideEvent(item.side, Failed(f"could not replace the old answer: {exc}"))
-    if isinstance(event, Done):
-        message = event.message
-        message.compare_side = item.side
-        if item.side in first_token:
-            message.timings["compare_ttft_s"] = first_token[item.side]
-        message.timings["compare_total_s"] = clock()
-        answers[item.side] = message
-        if session.store is not None:
+                while True:
+                    emit(SideEvent("with", next(steps)))
+            except StopIteration as end:
+                self.found = end.value
+            finally:
+                self.retrieval_wall_s = self.clock() - started
+
+        self._in_thread("retrieval", "with", search)
+
+    def _while_both_run(self) -> Iterator[CompareEvent]:
+        while self.running:
+            item = self.events.get()
+            if isinstance(item, tuple) and item[0] is _END:
+                self.running.discard(item[1])
+                continue
+            assert isinstance(item, SideEvent)
+            if item.side == "with" and isinstance(item.event, Failed):
+                self.retrieval_failed = item.event.error  # raised by the search: shown once, below
+                continue
+            yield from self._tracked(item)
+
+    def _answer_with_search(self) -> Iterator[SideEvent]:
+        if self.retrieval_failed is not None:
+            yield SideEvent("with", Failed(self.retrieval_failed))
+        elif self.stop.is_set():
+            yield SideEvent("with", Failed("stopped before the answer with search began"))
+        else:
+            request = self.session.again(self.conversation, True, self.found)
+            for event in self.session.turn(request, self.stop).events():
+                yield from self._tracked(SideEvent("with", event))
+
+    def _tracked(self, item: SideEvent) -> Iterator[SideEvent]:
+        """Time the side's first token and end; label and re-save its finished answer.
+
+        The first token of either side also deletes the ``replaced`` answers.
+        """
+        event = item.event
+        if isinstance(event, Token) and item.side not in self.first_token:
+            self.first_token[item.side] = self.clock()
+            if self.replaced:
+                try:
+                    self.session.forget(self.conversation, self.replaced)
+                except PhichatError as exc:
+                    yield SideEvent(item.side, Failed(f"could not replace the old answer: {exc}"))
+        if isinstance(event, Done):
+            self._label(item.side, event.message, finished=True)
             try:
-                session.store.save_message(conversation, message)
+                self.session.save(self.conversation, event.message)
             except PhichatError as exc:
                 yield SideEvent(item.side, Failed(f"could not save the answer: {exc}"))
                 return
-    elif isinstance(event, Failed):
-        # A failed answer may still have been kept (with its partial text): label it too.
-        kept = conversation.messages[-1] if conversation.messages else None
-        if kept is not None and kept.role == "assistant" and kept.compare_side is None:
-            kept.compare_side = item.side
-            answers[item.side] = kept
-            if session.store is not None:
-                with contextlib.suppress(PhichatError):
-                    session.store.save_message(conversation, kept)
-    yield item
+        elif isinstance(event, Failed):
+            # A failed answer may still have been kept (with its partial text): label it too.
+            messages = self.conversation.messages
+            kept = messages[-1] if messages else None
+            if kept is not None and kept.role == "assistant" and kept.compare_side is None:
+                self._label(item.side, kept, finished=False)
+                self.session.save_quietly(self.conversation, kept)
+        yield item
+
+    def _label(self, side: Side, message: Message, *, finished: bool) -> None:
+        """Mark ``message`` as ``side``'s answer, with the compare's clock on a finished one."""
+        message.compare_side = side
+        times = CompareTimes(retrieval_wall_s=self.retrieval_wall_s if side == "with" else None)
+        if finished:
+            times.ttft_s = self.first_token.get(side)
+            times.total_s = self.clock()
+        message.timings.compare = times
+        self.answers[side] = message
+
+    def restore(self) -> None:
+        """Put back the answers the compare was to replace, dropping its empty (stopped) ones."""
+        messages = self.conversation.messages
+        asked = max(i for i, m in enumerate(messages) if m.role == "user")
+        self.session.drop_quietly(self.conversation, messages[asked + 1 :])
+        del messages[asked + 1 :]
+        messages.extend(self.replaced)
+        self.replaced.clear()
+
+    def _in_thread(
+        self, name: str, side: Side, work: Callable[[Callable[[SideEvent], None]], None]
+    ) -> None:
+        """Run ``work(emit)`` in a daemon thread; its events, then an end marker, go to the
+        compare's queue. An exception becomes a ``Failed`` event of ``side``: a bug in one
+        side must not hang the other or the caller."""
+        out = self.events
+        self.running.add(name)
+
+        def run() -> None:
+            try:
+                work(out.put)
+            except PhichatError as exc:
+                out.put(SideEvent(side, Failed(one_line(str(exc), 500))))
+            except Exception as exc:
+                text = f"unexpected error: {type(exc).__name__}: {exc}"
+                out.put(SideEvent(side, Failed(one_line(text, 500))))
+            finally:
+                out.put((_END, name))
+
+        threading.Thread(target=run, name=f"phichat-compare-{name}", daemon=True).start()

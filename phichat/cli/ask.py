@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import signal
 import sys
@@ -21,7 +20,7 @@ from phichat.cli.conversations import (
     say_where_saved,
 )
 from phichat.config import Settings
-from phichat.domain import Message
+from phichat.domain import Message, TurnStats
 from phichat.errors import PhichatError
 from phichat.textsafe import one_line, replace_lone_surrogates, strip_control
 
@@ -98,7 +97,7 @@ def answer(
     printer = JsonPrinter() if args.json else StreamPrinter()
     with stop_on_ctrl_c(stop):
         status("loading model " + session.model.name)
-        session.model.load(lambda description, _fraction: status(description))
+        session.handle.wait(progress=lambda description, _fraction: status(description))
         finished: Message | None = None
         for event in session.respond(conversation, question, settings.search, stop):
             printer.show(event)
@@ -108,11 +107,6 @@ def answer(
                 say_where_saved(shell)
                 raise PhichatError(event.error)
     assert finished is not None
-    if "load_s" not in finished.timings:
-        finished.timings["load_s"] = getattr(session.model, "load_s", 0.0)
-        if shell.store is not None:
-            with contextlib.suppress(PhichatError):  # the answer itself is already saved
-                shell.store.save_message(conversation, finished)
     printer.conversation_id = conversation.id if shell.store is not None else None
     printer.finish(finished, session.model.describe())
     say_where_saved(shell)
@@ -134,20 +128,22 @@ def answer_json(message: Message, model_facts: dict[str, str]) -> dict[str, Any]
         "query": message.query,
         "sources": [{"n": s.n, "title": s.title, "url": s.url} for s in message.sources],
         "stopped": message.stopped,
-        "timings": {
-            "load_s": message.timings.get("load_s", 0.0),
-            "ttft_s": message.timings.get("ttft_s", 0.0),
-            "prompt_tokens": int(message.timings.get("prompt_tokens", 0)),
-            "reused_tokens": int(message.timings.get("reused_tokens", 0)),
-            "new_tokens": int(message.timings.get("new_tokens", 0)),
-            "tokens_per_s": message.timings.get("tokens_per_s", 0.0),
-            **{
-                key: value
-                for key, value in message.timings.items()
-                if key.endswith("_s") and key not in ("load_s", "ttft_s", "tokens_per_s")
-            },
-        },
+        "timings": timings_json(message.timings),
     }
+
+
+def timings_json(stats: TurnStats) -> dict[str, float]:
+    """The documented figures first (0 where a turn has none), then every other time."""
+    first = {
+        "load_s": stats.load_s or 0.0,
+        "ttft_s": stats.ttft_s or 0.0,
+        "prompt_tokens": stats.prompt_tokens or 0,
+        "reused_tokens": stats.reused_tokens or 0,
+        "new_tokens": stats.new_tokens or 0,
+        "tokens_per_s": stats.tokens_per_s or 0.0,
+    }
+    rest = {k: v for k, v in stats.as_dict().items() if k.endswith("_s") and k not in first}
+    return {**first, **rest}
 
 
 class ProgressLines:

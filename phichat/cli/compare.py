@@ -77,7 +77,7 @@ def compare(
     failed = False  # an answer failed: the exit status says so
     with stop_on_ctrl_c(stop):
         status("loading model " + session.model.name)
-        session.model.load(lambda description, _fraction: status(description))
+        session.handle.wait(progress=lambda description, _fraction: status(description))
         for event in run_compare(session, shell.conversation, question, stop):
             if isinstance(event, Failed):
                 raise PhichatError(event.error)
