@@ -11,7 +11,6 @@ Both answers are saved in the conversation after the one question, marked with t
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from phichat.domain import CompareTimes, Conversation, Message, Side
 from phichat.errors import PhichatError
 from phichat.retrieval.types import Retrieval
 from phichat.textsafe import one_line
+from phichat.threads import Channel, Sink
 
 SIDES: tuple[Side, Side] = ("without", "with")
 
@@ -47,8 +47,6 @@ class CompareDone:
 
 
 CompareEvent = SideEvent | CompareDone | Failed
-
-_END = object()
 
 
 class _Clock:
@@ -112,8 +110,8 @@ class _Compare:
         self.pinned = pinned
         self.clock = clock
         self.replaced = replaced
-        self.events: queue.Queue[object] = queue.Queue()
-        self.running: set[str] = set()
+        # Both sides' events, as they come: the first answer's and the search's.
+        self.events: Channel[SideEvent] = Channel()
         self.found: Retrieval | None = pinned
         self.retrieval_wall_s: float | None = None
         self.retrieval_failed: str | None = None
@@ -186,12 +184,7 @@ class _Compare:
         self._in_thread("retrieval", "with", search)
 
     def _while_both_run(self) -> Iterator[CompareEvent]:
-        while self.running:
-            item = self.events.get()
-            if isinstance(item, tuple) and item[0] is _END:
-                self.running.discard(item[1])
-                continue
-            assert isinstance(item, SideEvent)
+        for item in self.events:
             if item.side == "with" and isinstance(item.event, Failed):
                 self.retrieval_failed = item.event.error  # raised by the search: shown once, below
                 continue
@@ -258,21 +251,17 @@ class _Compare:
     def _in_thread(
         self, name: str, side: Side, work: Callable[[Callable[[SideEvent], None]], None]
     ) -> None:
-        """Run ``work(emit)`` in a daemon thread; its events, then an end marker, go to the
-        compare's queue. An exception becomes a ``Failed`` event of ``side``: a bug in one
-        side must not hang the other or the caller."""
-        out = self.events
-        self.running.add(name)
+        """Run ``work(emit)`` in a daemon thread that feeds the compare's events. An
+        exception becomes a ``Failed`` event of ``side``: a bug in one side must not hang
+        the other or the caller."""
 
-        def run() -> None:
+        def guarded(sink: Sink[SideEvent]) -> None:
             try:
-                work(out.put)
+                work(sink.put)
             except PhichatError as exc:
-                out.put(SideEvent(side, Failed(one_line(str(exc), 500))))
+                sink.put(SideEvent(side, Failed(one_line(str(exc), 500))))
             except Exception as exc:
                 text = f"unexpected error: {type(exc).__name__}: {exc}"
-                out.put(SideEvent(side, Failed(one_line(text, 500))))
-            finally:
-                out.put((_END, name))
+                sink.put(SideEvent(side, Failed(one_line(text, 500))))
 
-        threading.Thread(target=run, name=f"phichat-compare-{name}", daemon=True).start()
+        self.events.start(guarded, name=f"phichat-compare-{name}")

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from phichat.errors import PhichatError
 from phichat.models.base import ChatModel, ProgressCallback
 from phichat.textsafe import one_line
+from phichat.threads import Producer
 
 # How often a waiter looks at its stop condition while the model loads.
 POLL_S = 0.05
@@ -24,7 +25,7 @@ POLL_S = 0.05
 class ModelHandle:
     """Loads ``model`` in a daemon thread, once, and lets any number of callers wait.
 
-    Loading Phi-3 cannot be interrupted, so it runs in a daemon thread: a caller that
+    Loading Phi-3 cannot be interrupted, so it runs in a daemon thread (``threads``): a caller that
     stops waiting walks away, and quitting never waits for a load to finish. A failed
     load can be started again (a turn does that); the TUI shows the failure instead.
     """
@@ -57,8 +58,12 @@ class ModelHandle:
             self._settled.clear()
             self._failure = None
             self.error = None
-        thread = threading.Thread(target=self._load, name="phichat-model-load", daemon=True)
-        thread.start()
+        started = time.perf_counter()
+        Producer(
+            lambda: self.model.load(self._progress),
+            "phichat-model-load",
+            lambda load: self._ended(load, time.perf_counter() - started),
+        ).start()
 
     @contextmanager
     def listening(self, listener: ProgressCallback) -> Iterator[None]:
@@ -82,9 +87,10 @@ class ModelHandle:
         own after the first frame, and never again after a failure): True once loaded,
         False if ``stopped()`` became true first. A failed load raises what the backend
         raised."""
-        if start:
-            self.start()
+        # Listening before the load starts: its first lines come at once.
         with self.listening(progress) if progress is not None else _nothing():
+            if start:
+                self.start()
             while not self.settle(POLL_S):
                 if stopped():
                     return False
@@ -107,15 +113,15 @@ class ModelHandle:
             self._load_reported = True
             return self.load_s
 
-    def _load(self) -> None:
-        started = time.perf_counter()
+    def _ended(self, load: Producer[None], seconds: float) -> None:
+        """In the load's thread, once it has returned or raised."""
         try:
-            self.model.load(self._progress)
+            load.result()
         except BaseException as exc:
             self._failure = exc
             self.error = load_error_line(exc)
         else:
-            self.load_s = time.perf_counter() - started
+            self.load_s = seconds
             self._load_reported = False
             self.ready.set()
         finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -23,11 +22,12 @@ from phichat.chat.model_handle import ModelHandle
 from phichat.chat.presets import Preset
 from phichat.chat.query import turn_query
 from phichat.chat.turn import Turn, TurnRequest
-from phichat.domain import Conversation, Message, Stage
+from phichat.domain import Conversation, Message
 from phichat.errors import PhichatError
 from phichat.models.base import ChatModel, GenerationOptions
 from phichat.retrieval.searchproblems import without_sources_line
 from phichat.retrieval.types import PackBudget, Retrieval, RetrievalProgress
+from phichat.threads import Sink, Stream
 
 T = TypeVar("T")
 
@@ -241,31 +241,16 @@ class Session:
     def _pump(
         self, work: Callable[[RetrievalProgress], T], stop: threading.Event
     ) -> Generator[Event, None, T]:
-        """Run blocking ``work`` in a thread, turning its progress calls into Status events."""
-        updates: queue.Queue[Status] = queue.Queue()
-        outcome: list[T] = []
-        failure: list[BaseException] = []
+        """Run blocking ``work`` in a thread, turning its progress calls into Status events.
 
-        def progress(stage: Stage, detail: str) -> None:
-            updates.put(Status(stage, detail))
+        It runs to its end (``work`` has the stop of its own), so its result is always there.
+        """
 
-        def run() -> None:
-            try:
-                outcome.append(work(progress))
-            except BaseException as exc:
-                failure.append(exc)
+        def report(sink: Sink[Status]) -> T:
+            return work(lambda stage, detail: sink.put(Status(stage, detail)))
 
-        worker = threading.Thread(target=run, name="phichat-turn-step", daemon=True)
-        worker.start()
-        while worker.is_alive() or not updates.empty():
-            try:
-                yield updates.get(timeout=0.05)
-            except queue.Empty:
-                continue
-        worker.join()
-        if failure:
-            raise failure[0]
-        return outcome[0]
+        stream: Stream[Status, T] = Stream(report, name="phichat-turn-step")
+        return (yield from stream.items())
 
     # ---- saving: the one path turn data takes to the store ------------------------------
     def save(self, conversation: Conversation, message: Message) -> None:

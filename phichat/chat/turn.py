@@ -8,7 +8,6 @@ as it streams (a checkpoint a second) and once more when it ends, fails or is st
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -22,6 +21,7 @@ from phichat.domain import Conversation, Message, TurnStats
 from phichat.errors import PhichatError
 from phichat.models.base import GenerationStats
 from phichat.retrieval.types import Retrieval
+from phichat.threads import Sink, Stream
 
 if TYPE_CHECKING:
     from phichat.chat.session import Session
@@ -90,13 +90,11 @@ class Turn:
         handle = self.session.handle
         if not handle.ready.is_set():
             yield Status("loading", "waiting for the model to load")
-            updates: queue.Queue[Status] = queue.Queue()
-            with handle.listening(lambda line, _fraction: updates.put(Status("loading", line))):
-                handle.start()
-                while not handle.settle(0.05):
-                    yield from _drain(updates)
-            yield from _drain(updates)
-            handle.raise_if_failed()
+
+            def wait(sink: Sink[Status]) -> bool:
+                return handle.wait(progress=lambda line, _done: sink.put(Status("loading", line)))
+
+            yield from Stream(wait, name="phichat-model-wait").items()
         self.stats.load_s = handle.take_load_s()
 
     def _sources(self) -> Generator[Event, None, Retrieval | None]:
@@ -197,8 +195,3 @@ class Turn:
             yield Failed(answer.error)
         else:
             yield Done(answer)
-
-
-def _drain(updates: queue.Queue[Status]) -> Iterator[Status]:
-    while not updates.empty():
-        yield updates.get_nowait()

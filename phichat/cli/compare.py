@@ -10,22 +10,20 @@ from typing import Any
 
 from phichat.chat.compare_summary import CompareSummary, summary_json
 from phichat.chat.events import Failed, SourcesReady, Status, Token
-from phichat.cli.ask import (
+from phichat.cli.common import (
     EXIT_INTERRUPTED,
+    add_model_flags,
     answer_json,
+    in_conversation,
     read_question,
+    settings_from_args,
     status,
     stop_on_ctrl_c,
     unverified_urls,
+    write_sources,
     write_unverified_links,
 )
-from phichat.cli.common import add_model_flags, settings_from_args
-from phichat.cli.conversations import (
-    ShellConversation,
-    add_conversation_flags,
-    open_conversation,
-    say_where_saved,
-)
+from phichat.cli.conversations import ShellConversation, add_conversation_flags, say_where_saved
 from phichat.config import Settings
 from phichat.domain import Message
 from phichat.errors import PhichatError
@@ -51,16 +49,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from phichat.retrieval.search import check_search_settings
-
     settings = settings_from_args(args)
-    check_search_settings(settings)  # a compare always searches
     question = read_question(args.question)
-    shell = open_conversation(args, settings)
-    try:
-        return compare(args, settings, question, shell)
-    finally:
-        shell.close()
+    # A compare always searches.
+    return in_conversation(
+        args, settings, lambda shell: compare(args, settings, question, shell), True
+    )
 
 
 def compare(
@@ -187,12 +181,8 @@ class StreamPrinter:
             write_unverified_links(event.message)
 
     def finish(self, grounded: Message | None) -> None:
-        if grounded is not None and grounded.sources:
-            sys.stdout.write("\nSources:\n")
-            for source in grounded.sources:
-                sys.stdout.write(
-                    f"[{source.n}] {one_line(source.title)} <{one_line(source.url)}>\n"
-                )
+        if grounded is not None:
+            write_sources(grounded.sources)
 
 
 def _seconds(value: float | None) -> str:
