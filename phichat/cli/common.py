@@ -119,7 +119,8 @@ def read_question(raw: str) -> str:
     if raw == "-":
         buffer = getattr(sys.stdin, "buffer", None)  # absent on a replaced (text) stdin
         if buffer is not None:
-            text = buffer.read().decode(sys.stdin.encoding or "utf-8", "replace")
+            data: bytes = buffer.read()
+            text = data.decode(sys.stdin.encoding or "utf-8", "replace")
         else:
             text = replace_lone_surrogates(sys.stdin.read())
     else:
