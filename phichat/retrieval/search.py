@@ -353,7 +353,7 @@ class CachedSearch:
             _, strikes = self.cache.rate_limit(self.engine.cache_key)
         else:
             strikes = self._strikes
-        pause = min(BACKOFF_FIRST_S * 2**strikes, BACKOFF_MAX_S)
+        pause = min(BACKOFF_FIRST_S * 2.0**strikes, BACKOFF_MAX_S)
         until = self._now() + pause
         if self.cache is not None:
             self.cache.set_rate_limit(self.engine.cache_key, until, strikes + 1)
