@@ -8,6 +8,7 @@ while (the pause doubles each time it happens again), and results are cached on 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -218,7 +219,11 @@ class SearxngSearch:
 
     @property
     def cache_key(self) -> str:
-        return f"searxng|{self.base_url}|{self.language}|{self.safesearch}|{self.timelimit or ''}"
+        # The cache is a file on disk: name the instance by its redacted address plus a
+        # digest of the full one, so credentials in the URL are never written there.
+        digest = hashlib.sha256(self.base_url.encode()).hexdigest()[:16]
+        instance = f"{self.shown}#{digest}"
+        return f"searxng|{instance}|{self.language}|{self.safesearch}|{self.timelimit or ''}"
 
     def search(self, query: str, max_results: int) -> list[SearchResult]:
         import httpx
