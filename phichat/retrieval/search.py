@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from phichat import __version__
-from phichat.config import Settings
+from phichat.config import SafeSearch, Settings, TimeLimit
 from phichat.errors import ConfigError, SearchUnavailable
 from phichat.retrieval.searchcache import SearchCache
 from phichat.retrieval.searchproblems import (
@@ -125,7 +125,10 @@ class DuckDuckGoSearch:
     """
 
     def __init__(
-        self, region: str = "us-en", safesearch: str = "moderate", timelimit: str | None = None
+        self,
+        region: str = "us-en",
+        safesearch: SafeSearch = "moderate",
+        timelimit: TimeLimit | None = None,
     ) -> None:
         self.region = region
         self.safesearch = safesearch
