@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 
-from phichat.chat.compare import CompareDone, SideEvent, run_compare
 from phichat.chat.events import Status
 from phichat.chat.factory import turn_options
 from phichat.chat.session import Session
 from phichat.config import Settings
 from phichat.domain import CompareTimes, Conversation, Source
+from phichat.features.compare import CompareDone, SideEvent, run_compare
 from phichat.models.base import ChatMessage
 from phichat.models.scripted import ScriptedModel
 from phichat.retrieval.types import PackBudget, Retrieval, RetrievalProgress

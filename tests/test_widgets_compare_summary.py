@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from widget_host import WidgetHost, screen_lines, screen_text
 
-from phichat.chat.compare_summary import CompareSummary, Conflict, SideTimings, UniqueFact
+from phichat.features.compare_summary import CompareSummary, Conflict, SideTimings, UniqueFact
 from phichat.ui.widgets.compare_summary_view import CompareSummaryView
 
 SIZE = (160, 20)  # wide enough that no line of the grid wraps

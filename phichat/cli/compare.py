@@ -8,7 +8,6 @@ import sys
 import threading
 from typing import Any
 
-from phichat.chat.compare_summary import CompareSummary, summary_json
 from phichat.chat.events import Failed, SourcesReady, Status, Token
 from phichat.cli.common import (
     EXIT_INTERRUPTED,
@@ -27,6 +26,7 @@ from phichat.cli.conversations import ShellConversation, add_conversation_flags,
 from phichat.config import Settings
 from phichat.domain import Message
 from phichat.errors import PhichatError
+from phichat.features.compare_summary import CompareSummary, summary_json
 from phichat.textsafe import one_line, strip_control
 
 HEADINGS = {"without": "Without search", "with": "With search"}
@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 def compare(
     args: argparse.Namespace, settings: Settings, question: str, shell: ShellConversation
 ) -> int:
-    from phichat.chat.compare import CompareDone, SideEvent, run_compare
     from phichat.chat.factory import create_session
+    from phichat.features.compare import CompareDone, SideEvent, run_compare
 
     session = create_session(settings, store=shell.store)
     stop = threading.Event()

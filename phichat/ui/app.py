@@ -21,13 +21,13 @@ from textual.markup import escape as escape_markup
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from phichat.chat.compare import CompareEvent, run_compare
 from phichat.chat.events import Event
-from phichat.chat.pinning import last_pinnable, pinned_retrieval
 from phichat.chat.session import Session
 from phichat.config import Settings
 from phichat.domain import Conversation, Message, Side
 from phichat.errors import PhichatError
+from phichat.features.compare import CompareEvent, run_compare
+from phichat.features.pinning import last_pinnable, pinned_retrieval
 from phichat.models.base import ChatModel
 from phichat.retrieval.types import Retrieval
 from phichat.storage.conversations import ConversationStore
@@ -622,7 +622,7 @@ class PhichatApp(App[int]):
         self.push_screen(ExportScreen(default_export_path(conversation)), export)
 
     def action_export_calendar(self) -> None:
-        from phichat.chat.calendar_export import latest_plan
+        from phichat.features.export.calendar import latest_plan
 
         if not self._saved():
             return
@@ -642,8 +642,7 @@ class PhichatApp(App[int]):
 
     def export_to(self, conversation: Conversation, path: Path) -> Path | None:
         """Write Markdown, or the trip plan as iCalendar when the file name ends in .ics."""
-        from phichat.chat.calendar_export import conversation_to_ics
-        from phichat.storage.export import to_markdown
+        from phichat.features.export import render
 
         try:
             if path.is_dir():
@@ -654,10 +653,7 @@ class PhichatApp(App[int]):
             )
             return None
         try:
-            if path.suffix.lower() == ".ics":
-                text = conversation_to_ics(conversation)
-            else:
-                text = to_markdown(conversation)
+            text = render(conversation, "ics" if path.suffix.lower() == ".ics" else "md")
         except PhichatError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return None

@@ -18,8 +18,8 @@ from textual.message import Message as TextualMessage
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
-from phichat.chat.itinerary import Itinerary, parse_itinerary
 from phichat.domain import Message, Source, TurnStats
+from phichat.features.itinerary import Itinerary, parse_itinerary
 from phichat.links import is_source
 from phichat.textsafe import one_line, strip_control
 from phichat.ui.untrusted import link_citations, mark_unverified_links

@@ -6,8 +6,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from phichat.chat.compare_summary import CompareSummary
 from phichat.domain import Side
+from phichat.features.compare_summary import CompareSummary
 from phichat.textsafe import one_line
 
 SIDE_NAMES = {"without": "without search", "with": "with search"}

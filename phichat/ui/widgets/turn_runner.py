@@ -18,11 +18,11 @@ from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from phichat import threads
-from phichat.chat.compare import CompareDone, CompareEvent, SideEvent
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.chat.model_handle import ModelHandle
 from phichat.domain import Message as ChatMessage
 from phichat.domain import Side, Source, Stage
+from phichat.features.compare import CompareDone, CompareEvent, SideEvent
 from phichat.textsafe import one_line
 
 

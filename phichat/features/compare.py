@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from phichat.chat.compare_summary import CompareSummary, summarize
 from phichat.chat.events import Done, Event, Failed, Status, Token
 from phichat.chat.session import SearchPlan, Session, take_trailing_answers
 from phichat.chat.turn import TurnRequest
 from phichat.domain import CompareTimes, Conversation, Message, Side
 from phichat.errors import PhichatError
+from phichat.features.compare_summary import CompareSummary, summarize
 from phichat.retrieval.types import Retrieval
 from phichat.textsafe import one_line
 from phichat.threads import Channel, Sink
