@@ -130,6 +130,16 @@ class Prompt:
 
 
 @dataclass(frozen=True)
+class Generation:
+    """One answer to generate: what ``_generate`` reads, and the stats it may correct."""
+
+    prompt: Prompt
+    options: GenerationOptions
+    stop: threading.Event
+    stats: GenerationStats
+
+
+@dataclass(frozen=True)
 class Held:
     """Text a decoder held back until the end: shown, but not a token of its own."""
 
@@ -182,13 +192,7 @@ class BackendBase(ABC):
         """``messages`` tokenized (or at least counted) for ``_generate``."""
 
     @abstractmethod
-    def _generate(
-        self,
-        prompt: Prompt,
-        options: GenerationOptions,
-        stop: threading.Event,
-        stats: GenerationStats,
-    ) -> Iterator[str | Held]:
+    def _generate(self, job: Generation) -> Iterator[str | Held]:
         """Yield one string per new token (empty while a character is incomplete).
 
         Runs under the generation lock. It must return soon after ``stop`` is set, even
@@ -254,7 +258,7 @@ class BackendBase(ABC):
         lock = self._generate_lock if self.one_generation_at_a_time else _NO_LOCK
         with lock:
             started = time.perf_counter()
-            steps = self._generate(prompt, options, stop, stats)
+            steps = self._generate(Generation(prompt, options, stop, stats))
             scanner = StopScanner(STOP_TOKENS) if self.cuts_stop_text else None
             try:
                 for step in steps:

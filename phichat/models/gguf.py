@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,8 +24,8 @@ from phichat.errors import ModelNotAvailable, PhichatError
 from phichat.models.base import (
     BackendBase,
     ChatMessage,
+    Generation,
     GenerationOptions,
-    GenerationStats,
     Held,
     ProgressCallback,
     Prompt,
@@ -256,13 +255,7 @@ class GGUFModel(BackendBase):
         return Prompt(list(messages), len(tokens), tokens)
 
     # ---- generation ----------------------------------------------------------------
-    def _generate(
-        self,
-        prompt: Prompt,
-        options: GenerationOptions,
-        stop: threading.Event,
-        stats: GenerationStats,
-    ) -> Iterator[str | Held]:
+    def _generate(self, job: Generation) -> Iterator[str | Held]:
         """Yield text token by token; ``stop`` ends the stream within a poll interval.
 
         The prompt is evaluated before the first token (llama.cpp's prefill), reusing the
@@ -275,7 +268,7 @@ class GGUFModel(BackendBase):
         The worker's replies already arrive on a queue of their own (``Reply``), so this
         polls that queue directly rather than through a thread bridge.
         """
-        tokens = prompt.tokens
+        tokens, options, stop = job.prompt.tokens, job.options, job.stop
         assert tokens is not None
         budget = min(options.max_new_tokens, self._window - len(tokens))
         if budget <= 0:
@@ -299,7 +292,7 @@ class GGUFModel(BackendBase):
                     continue
                 if "error" in message:
                     raise PhichatError(f"generation failed: {message['error']}")
-                stats.reused_tokens = int(message.get("reused", 0))
+                job.stats.reused_tokens = int(message.get("reused", 0))
                 if message.get("end"):
                     finished = True
                     if message.get("rest"):

@@ -9,7 +9,6 @@ so importing this module stays cheap.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +16,8 @@ from phichat.errors import ConfigError, ModelNotAvailable, ModelServerError
 from phichat.models.base import (
     BackendBase,
     ChatMessage,
+    Generation,
     GenerationOptions,
-    GenerationStats,
     ProgressCallback,
     Prompt,
 )
@@ -155,13 +154,7 @@ class OpenAICompatModel(BackendBase):
             body["seed"] = options.seed
         return body
 
-    def _generate(
-        self,
-        prompt: Prompt,
-        options: GenerationOptions,
-        stop: threading.Event,
-        stats: GenerationStats,
-    ) -> Iterator[str]:
+    def _generate(self, job: Generation) -> Iterator[str]:
         """Stream the server's answer; a stop (or closing the stream) closes the connection.
 
         The HTTP read runs in a daemon thread, so a stop request is noticed at once even
@@ -169,12 +162,13 @@ class OpenAICompatModel(BackendBase):
         """
         link = self._link
         url = f"{self.base_url}/chat/completions"
-        body = self.chat_body(prompt.messages, options)
+        body = self.chat_body(job.prompt.messages, job.options)
+        stats = job.stats
         finished = False
         events: Stream[str, None] = Stream(
             lambda sink: link.stream_events(url, body, sink),
             name="phichat-openai-stream",
-            stop=stop,
+            stop=job.stop,
             join_s=_READER_JOIN_S,
         )
         with events:

@@ -15,8 +15,8 @@ from phichat.errors import ModelNotAvailable
 from phichat.models.base import (
     BackendBase,
     ChatMessage,
+    Generation,
     GenerationOptions,
-    GenerationStats,
     ProgressCallback,
     Prompt,
     first_line,
@@ -168,19 +168,14 @@ class Phi3Model(BackendBase):
         return Prompt(list(messages), len(tokens), tokens, encoded)
 
     # ---- generation ----------------------------------------------------------------
-    def _generate(
-        self,
-        prompt: Prompt,
-        options: GenerationOptions,
-        stop: threading.Event,
-        stats: GenerationStats,
-    ) -> Iterator[str]:
+    def _generate(self, job: Generation) -> Iterator[str]:
         """Generate in a daemon thread and yield text as each token id arrives.
 
         A stop (or closing the stream) halts ``generate()`` at its next step, and the
         thread is always joined, so no generation outlives its stream.
         """
         model, tokenizer = self._model, self._tokenizer
+        prompt, options = job.prompt, job.options
         kwargs = _generate_kwargs(options, self._stop_ids, tokenizer)
 
         def run(sink: Sink[int]) -> None:
@@ -193,7 +188,7 @@ class Phi3Model(BackendBase):
                 assert prompt.tokens is not None
                 # A cache taken out for this generation is put back only if it succeeds:
                 # after a failure its contents are unknown.
-                taken = self._reuse_prefix(prompt.tokens, stats)
+                taken = self._reuse_prefix(prompt.tokens, job.stats)
                 # Without a config every layer keeps all its states, so any prefix can be
                 # cropped back to; a sliding-window model still sees only its window,
                 # because the attention mask (built from the config) enforces it.
@@ -204,7 +199,7 @@ class Phi3Model(BackendBase):
                     cache=cache,
                     return_dict_in_generate=True,
                     streamer=_SinkStreamer(sink),
-                    stopping_criteria=StoppingCriteriaList([_EventStop(stop, sink.stopping)]),
+                    stopping_criteria=StoppingCriteriaList([_EventStop(job.stop, sink.stopping)]),
                 )
                 # The cache now holds the prompt and the answer but the answer's last
                 # token, which was never fed back; a stopped answer is just shorter.
@@ -213,7 +208,7 @@ class Phi3Model(BackendBase):
 
         ids: list[int] = []
         emitted = ""
-        with Stream(run, name="phichat-generate", stop=stop, join_s=None) as tokens:
+        with Stream(run, name="phichat-generate", stop=job.stop, join_s=None) as tokens:
             for token in tokens:
                 if token in self._stop_ids:
                     continue

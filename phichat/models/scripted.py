@@ -7,15 +7,13 @@ not Phi-3's answers. It never claims to be Phi-3: ``describe()`` says "scripted"
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 from phichat.models.base import (
     BackendBase,
     ChatMessage,
-    GenerationOptions,
-    GenerationStats,
+    Generation,
     ProgressCallback,
     Prompt,
 )
@@ -81,17 +79,12 @@ class ScriptedModel(BackendBase):
     def _prompt(self, messages: list[ChatMessage]) -> Prompt:
         return Prompt(list(messages), self.count_tokens(messages))
 
-    def _generate(
-        self,
-        prompt: Prompt,
-        options: GenerationOptions,
-        stop: threading.Event,
-        stats: GenerationStats,
-    ) -> Iterator[str]:
-        self.prompts.append(list(prompt.messages))
+    def _generate(self, job: Generation) -> Iterator[str]:
+        messages, stop = job.prompt.messages, job.stop
+        self.prompts.append(list(messages))
         reply = self._replies.pop(0) if len(self._replies) > 1 else self._replies[0]
-        text = reply(prompt.messages) if callable(reply) else reply
-        for piece in self.tokenize(text)[: options.max_new_tokens]:
+        text = reply(messages) if callable(reply) else reply
+        for piece in self.tokenize(text)[: job.options.max_new_tokens]:
             if stop.is_set():
                 break
             if self.token_delay_s:
