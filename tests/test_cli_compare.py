@@ -222,8 +222,8 @@ def test_compare_over_the_loopback_web_with_the_real_retriever(
 
 
 def test_summary_lines_report_a_conflict_with_its_backing_source() -> None:
-    from phichat.chat.compare_summary import summarize
     from phichat.cli.compare import summary_lines
+    from phichat.features.compare_summary import summarize
 
     with_search = Message(
         role="assistant",

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from phichat.chat.compare import CompareDone, SideEvent, run_compare
 from phichat.chat.events import Done, Failed, SourcesReady, Status, Token
 from phichat.chat.factory import turn_options
-from phichat.chat.pinning import last_pinnable, pinned_retrieval
 from phichat.chat.session import Session
 from phichat.config import Settings
 from phichat.domain import Conversation, Message, Source, SourcePassage
 from phichat.errors import SearchUnavailable
+from phichat.features.compare import CompareDone, SideEvent, run_compare
+from phichat.features.pinning import last_pinnable, pinned_retrieval
 from phichat.models.base import ChatMessage
 from phichat.models.scripted import ScriptedModel
 from phichat.retrieval.types import PackBudget, Retrieval, RetrievalProgress
@@ -262,7 +262,7 @@ def test_compare_side_round_trips_through_the_store(tmp_path: Path, side: str) -
 
 
 def test_the_markdown_export_labels_both_sides_of_a_compare() -> None:
-    from phichat.storage.export import to_markdown
+    from phichat.features.export.markdown import to_markdown
 
     session = session_with(["Offline.", "Grounded [1]."], StubRetriever())
     conversation = Conversation(title="Q")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from phichat.chat.compare_summary import find_facts, summarize, summary_json, unique_facts
 from phichat.domain import Message, Source, SourcePassage
+from phichat.features.compare_summary import find_facts, summarize, summary_json, unique_facts
 
 OFFLINE = (
     "The Eiffel Tower was finished in 1889 and is 300 m tall. Tickets cost €26. "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from phichat.domain import Conversation, Message, Source
-from phichat.storage.export import link_citations, to_markdown
+from phichat.features.export.markdown import link_citations, to_markdown
 
 PARIS = Source(1, "Paris — Wikipedia", "https://en.wikipedia.org/wiki/Paris")
 SEINE = Source(2, "The Seine", "https://example.org/seine")

@@ -7,10 +7,10 @@ from datetime import date, datetime
 import pytest
 from icalendar import Calendar
 
-from phichat.chat.calendar_export import conversation_to_ics, itinerary_to_ics, latest_plan
-from phichat.chat.itinerary import PlanItem, clock_time, parse_itinerary
 from phichat.domain import Conversation, Message, Source
 from phichat.errors import NoItinerary
+from phichat.features.export.calendar import conversation_to_ics, itinerary_to_ics, latest_plan
+from phichat.features.itinerary import PlanItem, clock_time, parse_itinerary
 
 WELL_FORMED = """\
 Here is a relaxed two-day plan for Lisbon.

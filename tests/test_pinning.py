@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from phichat.chat.pinning import pinned_retrieval, rebuilt_context
 from phichat.domain import Message, Source, SourcePassage
+from phichat.features.pinning import pinned_retrieval, rebuilt_context
 
 
 def _answer_with(title: str, text: str, url: str = "https://example.org/a") -> Message:

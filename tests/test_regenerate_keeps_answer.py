@@ -8,11 +8,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from phichat.chat.compare import CompareDone, run_compare
 from phichat.chat.events import Done, Failed, Token
 from phichat.chat.session import Session, TurnOptions
 from phichat.domain import Conversation
 from phichat.errors import ModelServerError, SearchUnavailable
+from phichat.features.compare import CompareDone, run_compare
 from phichat.models.base import ChatMessage, GenerationOptions
 from phichat.models.scripted import ScriptedModel
 from phichat.retrieval.types import PackBudget, Retrieval

@@ -351,7 +351,7 @@ def test_storage_imports_no_ui_chat_or_heavy_libraries() -> None:
     import sys
 
     code = (
-        "import sys, phichat.storage, phichat.storage.export; "
+        "import sys, phichat.storage, phichat.features.export.markdown; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('textual', 'rich', 'torch', 'transformers') or m.startswith('phichat.chat')))"
     )

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from phichat.domain import Message, Source
+from phichat.domain import Message, Source, Stage
 
-Stage = Literal[
-    "loading", "query", "searching", "fetching", "reading", "ranking", "thinking", "writing"
-]
+__all__ = ["Done", "Event", "Failed", "SourcesReady", "Stage", "Status", "Token"]
 
 
 @dataclass(frozen=True)

@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
-from phichat.cli.common import add_model_flags, settings_from_args
-from phichat.cli.conversations import (
-    ShellConversation,
-    add_conversation_flags,
-    open_conversation,
-    say_where_saved,
+from phichat.cli.common import (
+    EXIT_INTERRUPTED,
+    add_model_flags,
+    answer_json,
+    in_conversation,
+    read_question,
+    settings_from_args,
+    status,
+    stop_on_ctrl_c,
+    unverified_urls,
+    write_sources,
+    write_unverified_links,
 )
+from phichat.cli.conversations import ShellConversation, add_conversation_flags, say_where_saved
 from phichat.config import Settings
 from phichat.domain import Message
 from phichat.errors import PhichatError
-from phichat.textsafe import one_line, replace_lone_surrogates, strip_control
-
-EXIT_INTERRUPTED = 130
+from phichat.textsafe import strip_control
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,50 +41,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=run)
 
 
-def read_question(raw: str) -> str:
-    """The question from the argument, or stdin for ``-``; undecodable bytes become U+FFFD."""
-    if raw == "-":
-        buffer = getattr(sys.stdin, "buffer", None)  # absent on a replaced (text) stdin
-        if buffer is not None:
-            text = buffer.read().decode(sys.stdin.encoding or "utf-8", "replace")
-        else:
-            text = replace_lone_surrogates(sys.stdin.read())
-    else:
-        text = replace_lone_surrogates(raw)  # argv bytes that are not UTF-8 arrive as surrogates
-    if not text.strip():
-        raise PhichatError("the question is empty")
-    return text
-
-
-@contextmanager
-def stop_on_ctrl_c(stop: threading.Event) -> Iterator[None]:
-    """First Ctrl+C asks generation to stop (keeping the partial answer); a second one quits."""
-
-    def handle(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     question = read_question(args.question)
-    from phichat.retrieval.search import check_search_settings
-
-    if settings.search:
-        check_search_settings(settings)
-
-    shell = open_conversation(args, settings)
-    try:
-        return answer(args, settings, question, shell)
-    finally:
-        shell.close()
+    return in_conversation(
+        args, settings, lambda shell: answer(args, settings, question, shell), settings.search
+    )
 
 
 def answer(
@@ -98,7 +60,7 @@ def answer(
     printer = JsonPrinter() if args.json else StreamPrinter()
     with stop_on_ctrl_c(stop):
         status("loading model " + session.model.name)
-        session.model.load(lambda description, _fraction: status(description))
+        session.handle.wait(progress=lambda description, _fraction: status(description))
         finished: Message | None = None
         for event in session.respond(conversation, question, settings.search, stop):
             printer.show(event)
@@ -108,46 +70,10 @@ def answer(
                 say_where_saved(shell)
                 raise PhichatError(event.error)
     assert finished is not None
-    if "load_s" not in finished.timings:
-        finished.timings["load_s"] = getattr(session.model, "load_s", 0.0)
-        if shell.store is not None:
-            with contextlib.suppress(PhichatError):  # the answer itself is already saved
-                shell.store.save_message(conversation, finished)
     printer.conversation_id = conversation.id if shell.store is not None else None
     printer.finish(finished, session.model.describe())
     say_where_saved(shell)
     return EXIT_INTERRUPTED if finished.stopped else 0
-
-
-def status(text: str) -> None:
-    print(f"· {one_line(text)}", file=sys.stderr, flush=True)
-
-
-def answer_json(message: Message, model_facts: dict[str, str]) -> dict[str, Any]:
-    return {
-        "answer": message.text,
-        "model": model_facts.get("model", ""),
-        "device": model_facts.get("device", ""),
-        "dtype": model_facts.get("dtype", ""),
-        "search_used": message.search_used,
-        "grounded": message.grounded,
-        "query": message.query,
-        "sources": [{"n": s.n, "title": s.title, "url": s.url} for s in message.sources],
-        "stopped": message.stopped,
-        "timings": {
-            "load_s": message.timings.get("load_s", 0.0),
-            "ttft_s": message.timings.get("ttft_s", 0.0),
-            "prompt_tokens": int(message.timings.get("prompt_tokens", 0)),
-            "reused_tokens": int(message.timings.get("reused_tokens", 0)),
-            "new_tokens": int(message.timings.get("new_tokens", 0)),
-            "tokens_per_s": message.timings.get("tokens_per_s", 0.0),
-            **{
-                key: value
-                for key, value in message.timings.items()
-                if key.endswith("_s") and key not in ("load_s", "ttft_s", "tokens_per_s")
-            },
-        },
-    }
 
 
 class ProgressLines:
@@ -184,29 +110,9 @@ class StreamPrinter:
         sys.stdout.write("\n")
         if message.stopped:
             sys.stdout.write("[stopped]\n")
-        if message.sources:
-            sys.stdout.write("\nSources:\n")
-            for source in message.sources:
-                sys.stdout.write(
-                    f"[{source.n}] {one_line(source.title)} <{one_line(source.url)}>\n"
-                )
+        write_sources(message.sources)
         write_unverified_links(message)
         sys.stdout.flush()
-
-
-def unverified_urls(message: Message) -> list[str]:
-    """The links in the answer that are not among its sources (once each, in order)."""
-    from phichat.links import unverified_links
-
-    urls = [one_line(link.url, 2000) for link in unverified_links(message.text, message.sources)]
-    return list(dict.fromkeys(urls))
-
-
-def write_unverified_links(message: Message) -> None:
-    urls = unverified_urls(message)
-    if urls:
-        sys.stdout.write("\nUnverified links (not among the sources; check before opening):\n")
-        sys.stdout.writelines(f"  ⚠ {url}\n" for url in urls)
 
 
 class JsonPrinter:

@@ -8,27 +8,25 @@ import sys
 import threading
 from typing import Any
 
-from phichat.chat.compare_summary import CompareSummary, summary_json
 from phichat.chat.events import Failed, SourcesReady, Status, Token
-from phichat.cli.ask import (
+from phichat.cli.common import (
     EXIT_INTERRUPTED,
+    add_model_flags,
     answer_json,
+    in_conversation,
     read_question,
+    settings_from_args,
     status,
     stop_on_ctrl_c,
     unverified_urls,
+    write_sources,
     write_unverified_links,
 )
-from phichat.cli.common import add_model_flags, settings_from_args
-from phichat.cli.conversations import (
-    ShellConversation,
-    add_conversation_flags,
-    open_conversation,
-    say_where_saved,
-)
+from phichat.cli.conversations import ShellConversation, add_conversation_flags, say_where_saved
 from phichat.config import Settings
 from phichat.domain import Message
 from phichat.errors import PhichatError
+from phichat.features.compare_summary import CompareSummary, summary_json
 from phichat.textsafe import one_line, strip_control
 
 HEADINGS = {"without": "Without search", "with": "With search"}
@@ -51,23 +49,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from phichat.retrieval.search import check_search_settings
-
     settings = settings_from_args(args)
-    check_search_settings(settings)  # a compare always searches
     question = read_question(args.question)
-    shell = open_conversation(args, settings)
-    try:
-        return compare(args, settings, question, shell)
-    finally:
-        shell.close()
+    # A compare always searches.
+    return in_conversation(
+        args, settings, lambda shell: compare(args, settings, question, shell), True
+    )
 
 
 def compare(
     args: argparse.Namespace, settings: Settings, question: str, shell: ShellConversation
 ) -> int:
-    from phichat.chat.compare import CompareDone, SideEvent, run_compare
     from phichat.chat.factory import create_session
+    from phichat.features.compare import CompareDone, SideEvent, run_compare
 
     session = create_session(settings, store=shell.store)
     stop = threading.Event()
@@ -77,7 +71,7 @@ def compare(
     failed = False  # an answer failed: the exit status says so
     with stop_on_ctrl_c(stop):
         status("loading model " + session.model.name)
-        session.model.load(lambda description, _fraction: status(description))
+        session.handle.wait(progress=lambda description, _fraction: status(description))
         for event in run_compare(session, shell.conversation, question, stop):
             if isinstance(event, Failed):
                 raise PhichatError(event.error)
@@ -187,12 +181,8 @@ class StreamPrinter:
             write_unverified_links(event.message)
 
     def finish(self, grounded: Message | None) -> None:
-        if grounded is not None and grounded.sources:
-            sys.stdout.write("\nSources:\n")
-            for source in grounded.sources:
-                sys.stdout.write(
-                    f"[{source.n}] {one_line(source.title)} <{one_line(source.url)}>\n"
-                )
+        if grounded is not None:
+            write_sources(grounded.sources)
 
 
 def _seconds(value: float | None) -> str:

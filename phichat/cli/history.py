@@ -8,12 +8,9 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from phichat.domain import Conversation
 from phichat.errors import PhichatError
+from phichat.features.export import EXPORT_FORMATS, render
 from phichat.textsafe import one_line
-
-# Formats ``history export --format`` accepts; ``render`` turns a conversation into each.
-EXPORT_FORMATS = ["md", "ics"]
 
 # Ids are 12 hex characters; show at least this many, more where two would look alike.
 SHORT_ID_MIN = 8
@@ -112,22 +109,6 @@ def run_show(args: argparse.Namespace) -> int:
         conversation = store.load(store.resolve_id(args.id))
     show(conversation, sys.stdout, as_json=args.json)
     return 0
-
-
-def render(conversation: Conversation, export_format: str, start: date | None = None) -> str:
-    """The conversation as text in ``export_format`` (one of EXPORT_FORMATS).
-
-    ``start`` is the calendar date of a trip plan's first day (ics only).
-    """
-    if export_format == "md":
-        from phichat.storage.export import to_markdown
-
-        return to_markdown(conversation)
-    if export_format == "ics":
-        from phichat.chat.calendar_export import conversation_to_ics
-
-        return conversation_to_ics(conversation, start)
-    raise PhichatError(f"unknown export format '{export_format}'")
 
 
 def parse_day(text: str) -> date:

@@ -41,6 +41,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     from phichat.chat.factory import turn_options
+    from phichat.chat.model_handle import ModelHandle
     from phichat.models import create_model
     from phichat.server.app import ServeOptions, check_bind, make_server
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     check_bind(args.host, settings.api_key)
     model = create_model(settings)
     log(f"loading {model.name}")
-    model.load(lambda description, _fraction: log(description))
+    ModelHandle(model).wait(progress=lambda description, _fraction: log(description))
     options = ServeOptions(
         model_id=args.served_model_name or settings.api_model or "phi-3-mini",
         defaults=turn_options(settings).generation,

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from phichat import __version__
-from phichat.config import Settings
+from phichat.config import SafeSearch, Settings, TimeLimit
 from phichat.errors import ConfigError, SearchUnavailable
 from phichat.retrieval.searchcache import SearchCache
 from phichat.retrieval.searchproblems import (
@@ -125,7 +125,10 @@ class DuckDuckGoSearch:
     """
 
     def __init__(
-        self, region: str = "us-en", safesearch: str = "moderate", timelimit: str | None = None
+        self,
+        region: str = "us-en",
+        safesearch: SafeSearch = "moderate",
+        timelimit: TimeLimit | None = None,
     ) -> None:
         self.region = region
         self.safesearch = safesearch
@@ -358,7 +361,7 @@ class CachedSearch:
             _, strikes = self.cache.rate_limit(self.engine.cache_key)
         else:
             strikes = self._strikes
-        pause = min(BACKOFF_FIRST_S * 2**strikes, BACKOFF_MAX_S)
+        pause = min(BACKOFF_FIRST_S * 2.0**strikes, BACKOFF_MAX_S)
         until = self._now() + pause
         if self.cache is not None:
             self.cache.set_rate_limit(self.engine.cache_key, until, strikes + 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from phichat.domain import Source
+from phichat.domain import Source, Stage
 
 
 @dataclass(frozen=True)
@@ -109,4 +109,4 @@ class Retrieval:
 
 
 # progress(stage, detail): stage is one of "searching", "fetching", "reading", "ranking".
-RetrievalProgress = Callable[[str, str], None]
+RetrievalProgress = Callable[[Stage, str], None]

@@ -11,7 +11,7 @@ import math
 import sqlite3
 from typing import Any
 
-from phichat.domain import Message, Source, SourcePassage
+from phichat.domain import Message, Side, Source, SourcePassage, TurnStats
 
 
 def sources_to_json(sources: list[Source]) -> str:
@@ -57,18 +57,23 @@ def sources_from_json(text: str | None) -> list[Source]:
     return sources
 
 
-def timings_to_json(timings: dict[str, float]) -> str:
-    # JSON has no NaN or infinity; a timing that is not a finite number is dropped.
-    finite = {key: float(value) for key, value in timings.items() if math.isfinite(value)}
+def timings_to_json(timings: TurnStats) -> str:
+    """The stats as one flat JSON object (token counts stay integers).
+
+    JSON has no NaN or infinity; a figure that is not a finite number is dropped.
+    """
+    finite = {key: value for key, value in timings.as_dict().items() if math.isfinite(value)}
     return json.dumps(finite)
 
 
-def timings_from_json(text: str | None) -> dict[str, float]:
-    timings = {}
+def timings_from_json(text: str | None) -> TurnStats:
+    """The stats of a stored row, old or new: every row keeps the same flat shape, and a
+    figure that is not a finite number (edited or damaged by hand) is left out."""
+    flat: dict[str, float] = {}
     for key, value in _load_json(text, {}).items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            timings[str(key)] = float(value)
-    return timings
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            flat[str(key)] = value
+    return TurnStats.from_mapping(flat)
 
 
 def message_to_row(message: Message, conversation_id: str, position: int) -> dict[str, Any]:
@@ -106,8 +111,17 @@ def message_from_row(row: sqlite3.Row) -> Message:
         stopped=bool(row["stopped"]),
         error=row["error"],
         context=row["context"] or "",
-        compare_side=row["compare_side"],
+        compare_side=_side(row["compare_side"]),
     )
+
+
+def _side(value: object) -> Side | None:
+    """A stored compare side; anything else (damage) reads as no side."""
+    if value == "without":
+        return "without"
+    if value == "with":
+        return "with"
+    return None
 
 
 def _load_json(text: str | None, empty: Any) -> Any:

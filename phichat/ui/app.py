@@ -11,6 +11,7 @@ import dataclasses
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -20,13 +21,13 @@ from textual.markup import escape as escape_markup
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from phichat.chat.compare import CompareEvent, run_compare
 from phichat.chat.events import Event
-from phichat.chat.pinning import last_pinnable, pinned_retrieval
 from phichat.chat.session import Session
 from phichat.config import Settings
-from phichat.domain import Conversation, Message
+from phichat.domain import Conversation, Message, Side
 from phichat.errors import PhichatError
+from phichat.features.compare import CompareEvent, run_compare
+from phichat.features.pinning import last_pinnable, pinned_retrieval
 from phichat.models.base import ChatModel
 from phichat.retrieval.types import Retrieval
 from phichat.storage.conversations import ConversationStore
@@ -84,13 +85,8 @@ class PhichatApp(App[int]):
         self.session = session
         # `phichat --cid ID` opens on a saved conversation; otherwise a fresh one.
         self.conversation = conversation if conversation is not None else Conversation()
-        self._answer: Answer | None = None  # the answer the running turn writes into
-        self._pending_text: str | None = None  # what the running turn was asked
-        self._messages_before = 0  # conversation length when the running turn started
-        self._compare: CompareView | None = None  # the compare the running turn writes into
+        self._turn: ActiveTurn | None = None  # the running turn, as the app shows it
         self._pinned: Retrieval | None = None  # sources the next messages reuse (Ctrl+L)
-        # The answers a running regenerate or compare replaces; shown again if it fails.
-        self._replaced: list[Message] = []
 
     # ---- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -105,7 +101,7 @@ class PhichatApp(App[int]):
                     yield SearchToggle(self.settings.search, id="search-toggle")
         yield StatusBar(id="status-bar")
         yield Footer()
-        yield ModelLoader()
+        yield ModelLoader(self.session.handle)
         yield TurnRunner()
 
     @property
@@ -138,7 +134,7 @@ class PhichatApp(App[int]):
         self.status_bar.show_loading(self.session.model.name, "starting", None)
         # Start loading after the first frame is painted: importing torch in a thread
         # still competes for the interpreter, and the window should appear first.
-        self.call_after_refresh(self.loader.start, self.session.model)
+        self.call_after_refresh(self.loader.start)
         self._show_mode()
         self.composer.focus()
 
@@ -218,8 +214,9 @@ class PhichatApp(App[int]):
         conversation = self.conversation
         pinned = self._pinned
         await self.view.add_user(Message(role="user", text=event.text))
-        self._pending_text = event.text
+        turn = ActiveTurn(asked=event.text)
         await self._start_turn(
+            turn,
             search or pinned is not None,
             lambda stop: self.session.respond(
                 conversation, event.text, search, stop, pinned_sources=pinned
@@ -227,22 +224,37 @@ class PhichatApp(App[int]):
         )
 
     async def _start_turn(
-        self, search: bool, events: Callable[[threading.Event], Iterator[Event]]
+        self,
+        turn: ActiveTurn,
+        search: bool,
+        events: Callable[[threading.Event], Iterator[Event]],
     ) -> None:
-        self._messages_before = len(self.conversation.messages)
-        self._answer = await self.view.start_answer(search)
-        self.composer.hold()
-        self.status_bar.show_turn("working… Esc stops")
-        self.runner.start(events, self.loader.ready, lambda: self.loader.error)
+        turn.answer = await self.view.start_answer(search)
+        self._begin(turn, events, "working… Esc stops")
 
-    def _current(self, turn_id: int, side: str = "") -> Answer | None:
+    def _begin(
+        self,
+        turn: ActiveTurn,
+        events: Callable[[threading.Event], Iterator[Event | CompareEvent]],
+        status: str,
+    ) -> None:
+        turn.messages_before = len(self.conversation.messages)
+        self._turn = turn
+        self.composer.hold()
+        self.status_bar.show_turn(status)
+        turn.turn_id = self.runner.start(events, self.session.handle)
+
+    def _active(self, turn_id: int) -> ActiveTurn | None:
+        """The running turn, or None for a turn the app has moved on from."""
+        if self._turn is None or turn_id != self.runner.turn_id:
+            return None
+        return self._turn
+
+    def _current(self, turn_id: int, side: Side | None = None) -> Answer | None:
         """The answer widget for ``turn_id`` (and compare ``side``), or None for a turn the
         app has moved on from."""
-        if turn_id != self.runner.turn_id:
-            return None
-        if side:
-            return self._compare.answer(side) if self._compare is not None else None
-        return self._answer
+        turn = self._active(turn_id)
+        return turn.widget(side) if turn is not None else None
 
     def on_turn_runner_step_changed(self, event: TurnRunner.StepChanged) -> None:
         answer = self._current(event.turn_id, event.side)
@@ -283,38 +295,38 @@ class PhichatApp(App[int]):
             if side_answer is not None:
                 await side_answer.fail(event.error)
             return
-        if self._compare is not None and event.turn_id == self.runner.turn_id:
-            await self._compare_failed(event)
-            return
-        answer = self._current(event.turn_id)
-        if answer is None:
+        turn = self._active(event.turn_id)
+        if turn is None:
             return
         self.runner.ended(event.turn_id)
         self.status_bar.show_turn("")
-        if await self._show_replaced_again():
-            self.notify(event.error, severity="error", markup=False, timeout=8)
-            self._turn_over()
-            return
-        recorded = len(self.conversation.messages) > self._messages_before
-        if self._pending_text is not None and (event.never_started or not recorded):
-            # Nothing was sent or saved: take the message back so it can be sent later.
-            await answer.remove()
+        recorded = len(self.conversation.messages) > turn.messages_before
+        # Nothing was sent or saved: take the question back so it can be sent later.
+        take_back = turn.asked is not None and (event.never_started or not recorded)
+        if turn.compare is not None:
+            await turn.compare.remove()  # a compare that could not start shows nothing
+        shown_again = await self._show_replaced_again(turn)
+        if take_back and turn.answer is not None:
+            await turn.answer.remove()
+        if take_back and turn.asked is not None:
             user_messages = self.view.query(UserMessage)
             if user_messages:
                 await user_messages.last().remove()
-            self.composer.give_back(self._pending_text)
-            self.notify(event.error, severity="error", markup=False, timeout=8)
+            self.composer.give_back(turn.asked)
+        if turn.answer is not None and not take_back and not shown_again:
+            await turn.answer.fail(event.error)
         else:
-            await answer.fail(event.error)
+            self.notify(event.error, severity="error", markup=False, timeout=8)
         self._turn_over()
 
     async def on_turn_runner_compare_finished(self, event: TurnRunner.CompareFinished) -> None:
-        compare = self._compare
-        if compare is None or event.turn_id != self.runner.turn_id:
+        turn = self._active(event.turn_id)
+        compare = turn.compare if turn is not None else None
+        if turn is None or compare is None:
             return
         self.runner.ended(event.turn_id)
         self.status_bar.show_turn("")
-        if await self._show_replaced_again():
+        if await self._show_replaced_again(turn):
             self.notify(
                 "Neither answer of the compare began; the previous answer is kept.",
                 severity="error",
@@ -324,26 +336,9 @@ class PhichatApp(App[int]):
             compare.show_summary_of(event.done.without, event.done.with_search, event.done.question)
         self._turn_over()
 
-    async def _compare_failed(self, event: TurnRunner.Failed) -> None:
-        """The compare could not start: take its question back, as for a plain turn."""
-        self.runner.ended(event.turn_id)
-        self.status_bar.show_turn("")
-        compare = self._compare
-        recorded = len(self.conversation.messages) > self._messages_before
-        if compare is not None:
-            await compare.remove()
-        await self._show_replaced_again()
-        if self._pending_text is not None and not recorded:
-            user_messages = self.view.query(UserMessage)
-            if user_messages:
-                await user_messages.last().remove()
-            self.composer.give_back(self._pending_text)
-        self.notify(event.error, severity="error", markup=False, timeout=8)
-        self._turn_over()
-
-    async def _show_replaced_again(self) -> bool:
+    async def _show_replaced_again(self, turn: ActiveTurn) -> bool:
         """If the session kept the answers the turn was to replace, show them again."""
-        kept = self._replaced
+        kept = turn.replaced
         tail = self.conversation.messages[-len(kept) :] if kept else []
         if not kept or len(tail) != len(kept):
             return False
@@ -354,10 +349,7 @@ class PhichatApp(App[int]):
         return True
 
     def _turn_over(self) -> None:
-        self._compare = None
-        self._answer = None
-        self._pending_text = None
-        self._replaced = []
+        self._turn = None
         self.composer.release()
         self.composer.remember([m.text for m in self.conversation.messages if m.role == "user"])
         self._refresh_sidebar()
@@ -400,10 +392,10 @@ class PhichatApp(App[int]):
         if flip:
             search = not search
         conversation = self.conversation
-        self._replaced = trailing_answers(messages)
+        turn = ActiveTurn(replaced=trailing_answers(messages))
         await self.view.remove_trailing_answers()
         await self._start_turn(
-            search, lambda stop: self.session.regenerate(conversation, search, stop)
+            turn, search, lambda stop: self.session.regenerate(conversation, search, stop)
         )
 
     async def action_compare(self) -> None:
@@ -421,26 +413,21 @@ class PhichatApp(App[int]):
             question = typed
             self.composer.clear()
             await self.view.add_user(Message(role="user", text=typed))
-            self._pending_text = typed
+            turn = ActiveTurn(asked=typed)
         elif any(m.role == "user" for m in conversation.messages):
             question = None  # the last question, answered again both ways
-            self._replaced = trailing_answers(conversation.messages)
+            turn = ActiveTurn(replaced=trailing_answers(conversation.messages))
             await self.view.remove_trailing_answers()
         else:
             self.notify("Type a question, then F5 compares answers without and with search.")
             return
-        self._messages_before = len(conversation.messages)
-        self._answer = None
-        self._compare = await self.view.start_compare()
-        self.composer.hold()
-        self.status_bar.show_turn("comparing… Esc stops")
-
+        turn.compare = await self.view.start_compare()
         pinned = self._pinned
 
         def events(stop: threading.Event) -> Iterator[CompareEvent]:
             return run_compare(self.session, conversation, question, stop, pinned=pinned)
 
-        self.runner.start(events, self.loader.ready, lambda: self.loader.error)
+        self._begin(turn, events, "comparing… Esc stops")
 
     def action_pin_sources(self) -> None:
         if self._pinned is not None:
@@ -569,12 +556,9 @@ class PhichatApp(App[int]):
             # The stopped answer is still saved to its own conversation by the session.
             self.runner.abandon()
             self.status_bar.show_turn("")
-        self._answer = None
-        self._compare = None
+        self._turn = None
         self._pinned = None
         self._show_mode()
-        self._pending_text = None
-        self._replaced = []
         self.composer.release()
         self.conversation = conversation
         await self.view.show_conversation(conversation)
@@ -638,7 +622,7 @@ class PhichatApp(App[int]):
         self.push_screen(ExportScreen(default_export_path(conversation)), export)
 
     def action_export_calendar(self) -> None:
-        from phichat.chat.calendar_export import latest_plan
+        from phichat.features.export.calendar import latest_plan
 
         if not self._saved():
             return
@@ -658,8 +642,7 @@ class PhichatApp(App[int]):
 
     def export_to(self, conversation: Conversation, path: Path) -> Path | None:
         """Write Markdown, or the trip plan as iCalendar when the file name ends in .ics."""
-        from phichat.chat.calendar_export import conversation_to_ics
-        from phichat.storage.export import to_markdown
+        from phichat.features.export import render
 
         try:
             if path.is_dir():
@@ -670,10 +653,7 @@ class PhichatApp(App[int]):
             )
             return None
         try:
-            if path.suffix.lower() == ".ics":
-                text = conversation_to_ics(conversation)
-            else:
-                text = to_markdown(conversation)
+            text = render(conversation, "ics" if path.suffix.lower() == ".ics" else "md")
         except PhichatError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return None
@@ -737,6 +717,24 @@ class PhichatApp(App[int]):
             self.store.set_preference(key, value)
         except PhichatError as exc:
             self.notify(str(exc), severity="warning", markup=False)
+
+
+@dataclass
+class ActiveTurn:
+    """What the app shows of the running turn (one answer, or a compare's two)."""
+
+    turn_id: int = 0
+    answer: Answer | None = None  # the answer a plain turn writes into
+    compare: CompareView | None = None  # the compare a compare turn writes into
+    asked: str | None = None  # the typed question, taken back if it was never recorded
+    messages_before: int = 0  # conversation length when the turn started
+    # The answers a regenerate or compare replaces; shown again if it fails.
+    replaced: list[Message] = field(default_factory=list)
+
+    def widget(self, side: Side | None) -> Answer | None:
+        if side is None:
+            return self.answer
+        return self.compare.answer(side) if self.compare is not None else None
 
 
 def trailing_answers(messages: list[Message]) -> list[Message]:

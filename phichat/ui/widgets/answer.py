@@ -18,8 +18,8 @@ from textual.message import Message as TextualMessage
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
-from phichat.chat.itinerary import Itinerary, parse_itinerary
-from phichat.domain import Message, Source
+from phichat.domain import Message, Source, TurnStats
+from phichat.features.itinerary import Itinerary, parse_itinerary
 from phichat.links import is_source
 from phichat.textsafe import one_line, strip_control
 from phichat.ui.untrusted import link_citations, mark_unverified_links
@@ -189,35 +189,36 @@ class Answer(Vertical):
         self.post_message(SourceList.OpenRequested(event.href))
 
 
-def timing_summary(timings: Mapping[str, float]) -> str:
+def timing_summary(timings: TurnStats | Mapping[str, float]) -> str:
     """Where the answer's time went: the first token's wait and its parts, then decoding.
 
     For example "first token 2.4 s (query 0.0 s · sources 1.1 s · prefill 1.3 s) ·
     980 prompt tokens, 620 reused · 48 tokens · 5.1 tok/s · 11.6 s". Figures missing
     from older answers are left out.
     """
+    stats = timings if isinstance(timings, TurnStats) else TurnStats.from_mapping(timings)
     parts = []
-    if timings.get("first_token_s"):
+    if stats.first_token_s:
         split = [
-            f"{name} {timings[key]:.1f} s"
-            for name, key in (
-                ("query", "query_s"),
-                ("sources", "sources_s"),
-                ("prefill", "prefill_s"),
+            f"{name} {seconds:.1f} s"
+            for name, seconds in (
+                ("query", stats.query_s),
+                ("sources", stats.sources_s),
+                ("prefill", stats.prefill_s),
             )
-            if key in timings
+            if seconds is not None
         ]
-        wait = f"first token {timings['first_token_s']:.1f} s"
+        wait = f"first token {stats.first_token_s:.1f} s"
         parts.append(f"{wait} ({' · '.join(split)})" if split else wait)
-    if timings.get("prompt_tokens"):
-        prompt = f"{int(timings['prompt_tokens'])} prompt tokens"
-        if timings.get("reused_tokens"):
-            prompt += f", {int(timings['reused_tokens'])} reused"
+    if stats.prompt_tokens:
+        prompt = f"{stats.prompt_tokens} prompt tokens"
+        if stats.reused_tokens:
+            prompt += f", {stats.reused_tokens} reused"
         parts.append(prompt)
-    if timings.get("new_tokens"):
-        parts.append(f"{int(timings['new_tokens'])} tokens")
-    if timings.get("tokens_per_s"):
-        parts.append(f"{timings['tokens_per_s']:.1f} tok/s")
-    if timings.get("total_s"):
-        parts.append(f"{timings['total_s']:.1f} s")
+    if stats.new_tokens:
+        parts.append(f"{stats.new_tokens} tokens")
+    if stats.tokens_per_s:
+        parts.append(f"{stats.tokens_per_s:.1f} tok/s")
+    if stats.total_s:
+        parts.append(f"{stats.total_s:.1f} s")
     return " · ".join(parts)

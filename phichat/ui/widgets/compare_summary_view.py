@@ -6,7 +6,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from phichat.chat.compare_summary import CompareSummary, Side
+from phichat.domain import Side
+from phichat.features.compare_summary import CompareSummary
 from phichat.textsafe import one_line
 
 SIDE_NAMES = {"without": "without search", "with": "with search"}
@@ -24,9 +25,7 @@ def summary_renderable(summary: CompareSummary) -> Table:
     timings.add_column("total", justify="right")
     sides_figures = (("without search", summary.without), ("with search", summary.with_search))
     for name, figures in sides_figures:
-        timings.add_row(
-            Text(name), Text(_seconds(figures.ttft_s)), Text(_seconds(figures.total_s))
-        )
+        timings.add_row(Text(name), Text(_seconds(figures.ttft_s)), Text(_seconds(figures.total_s)))
     counts = Text(f"{summary.sources_used} sources packed · {summary.sources_cited} cited")
     if summary.unknown_citations:
         missing = ", ".join(f"[{n}]" for n in summary.unknown_citations)

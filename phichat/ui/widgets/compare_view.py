@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
-from phichat.chat.compare_summary import Side, summarize
-from phichat.domain import Message
+from phichat.domain import Message, Side
+from phichat.features.compare_summary import summarize
 from phichat.ui.widgets.answer import Answer
 from phichat.ui.widgets.compare_summary_view import CompareSummaryView
 

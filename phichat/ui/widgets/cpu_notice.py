@@ -15,6 +15,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
+from phichat.domain import TurnStats
+
 DISMISSED_PREFERENCE = "cpu_notice_dismissed"
 SPEED_PREFERENCE = "cpu_tokens_per_s"
 # Decode speed of Phi-3-mini through transformers in the README's benchmark (Benchmarks,
@@ -31,11 +33,11 @@ def applies(backend: str, facts: Mapping[str, str]) -> bool:
     return backend == "transformers" and facts.get("device") == "cpu"
 
 
-def measured_speed(timings: Mapping[str, float]) -> float | None:
+def measured_speed(stats: TurnStats) -> float | None:
     """The decode speed an answer measured, when it is long enough to mean something."""
-    speed = timings.get("tokens_per_s", 0.0)
-    if timings.get("new_tokens", 0.0) >= MIN_MEASURED_TOKENS and speed > 0:
-        return float(speed)
+    speed = stats.tokens_per_s or 0.0
+    if (stats.new_tokens or 0) >= MIN_MEASURED_TOKENS and speed > 0:
+        return speed
     return None
 
 

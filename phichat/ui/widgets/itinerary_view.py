@@ -6,8 +6,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from phichat.chat.itinerary import Itinerary, Slot
 from phichat.domain import Source
+from phichat.features.itinerary import Itinerary, Slot
 from phichat.textsafe import one_line
 
 

@@ -1,4 +1,8 @@
-"""A non-visual widget that loads the model in a thread worker and reports how it went."""
+"""A non-visual widget that shows the session's one model load (``chat.ModelHandle``).
+
+The handle does the loading; this widget starts it after the first frame, turns its
+progress into messages for the status bar, and says once how it ended.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from phichat.errors import PhichatError
-from phichat.models.base import ChatModel
-from phichat.textsafe import one_line
-from phichat.ui.background import DaemonRun
+from phichat.chat.model_handle import ModelHandle, load_error_line
 
 
 class ModelLoader(Widget):
@@ -36,21 +37,23 @@ class ModelLoader(Widget):
     class Failed(Message):
         error: str
 
-    def __init__(self) -> None:
+    def __init__(self, handle: ModelHandle) -> None:
         super().__init__()
-        self.ready = threading.Event()
-        self.failed = threading.Event()
-        self.error: str | None = None
+        self.handle = handle
 
-    def start(self, model: ChatModel) -> None:
-        self.ready.clear()
-        self.failed.clear()
-        self.error = None
-        if model.loaded:
-            self.ready.set()
-            self.post_message(self.Loaded(model.describe()))
+    @property
+    def ready(self) -> threading.Event:
+        return self.handle.ready
+
+    @property
+    def error(self) -> str | None:
+        return self.handle.error
+
+    def start(self) -> None:
+        if self.handle.ready.is_set():
+            self.post_message(self.Loaded(self.handle.model.describe()))
             return
-        self._load(model)
+        self._watch()
 
     @work(
         thread=True,
@@ -59,29 +62,21 @@ class ModelLoader(Widget):
         group="model",
         description="load the chat model",
     )
-    def _load(self, model: ChatModel) -> None:
+    def _watch(self) -> None:
         worker = get_current_worker()
 
         def progress(description: str, fraction: float | None) -> None:
             if not worker.is_cancelled:
                 self.post_message(self.Progressed(description, fraction))
 
-        run = DaemonRun(lambda: model.load(progress), name="phichat-model-load")
-        run.wait(lambda: worker.is_cancelled)
-        if worker.is_cancelled:
-            return
-        self.ready.set()
-        self.post_message(self.Loaded(model.describe()))
+        if self.handle.wait(lambda: worker.is_cancelled, progress):
+            self.post_message(self.Loaded(self.handle.model.describe()))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a failed load is turned into a message for the user."""
         if event.worker.group != "model" or event.state != WorkerState.ERROR:
             return
-        error = event.worker.error
-        if isinstance(error, PhichatError):
-            text = str(error)
-        else:
-            text = f"unexpected error while loading: {type(error).__name__}: {error}"
-        self.error = one_line(text, 1000)
-        self.failed.set()
-        self.post_message(self.Failed(self.error))
+        error = self.handle.error
+        if error is None:  # a bug here rather than in the load
+            error = load_error_line(event.worker.error or RuntimeError("unknown"))
+        self.post_message(self.Failed(error))

@@ -2,7 +2,7 @@
 
 Every message carries the turn's id: the app ignores messages from a turn it has moved on
 from, so an abandoned stream can never write into the next turn. A compare turn tags each
-message with its ``side`` ("without" or "with" search); a plain turn leaves it empty.
+message with its ``side`` ("without" or "with" search); a plain turn leaves it None.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from phichat.chat.compare import CompareDone, CompareEvent, SideEvent
+from phichat import threads
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
+from phichat.chat.model_handle import ModelHandle
 from phichat.domain import Message as ChatMessage
-from phichat.domain import Source
+from phichat.domain import Side, Source, Stage
+from phichat.features.compare import CompareDone, CompareEvent, SideEvent
 from phichat.textsafe import one_line
-from phichat.ui.background import DaemonIterator
 
 
 class TurnRunner(Widget):
@@ -31,9 +32,9 @@ class TurnRunner(Widget):
     @dataclass
     class StepChanged(Message):
         turn_id: int
-        stage: str
+        stage: Stage
         detail: str
-        side: str = ""
+        side: Side | None = None
 
         def can_replace(self, message: Message) -> bool:
             # "reading 3 of 6" supersedes a queued "reading 2 of 6" of the same turn.
@@ -49,26 +50,26 @@ class TurnRunner(Widget):
         turn_id: int
         sources: list[Source]
         query: str
-        side: str = ""
+        side: Side | None = None
 
     @dataclass
     class TokenArrived(Message):
         turn_id: int
         text: str
-        side: str = ""
+        side: Side | None = None
 
     @dataclass
     class Finished(Message):
         turn_id: int
         message: ChatMessage
-        side: str = ""
+        side: Side | None = None
 
     @dataclass
     class Failed(Message):
         turn_id: int
         error: str
         never_started: bool = False  # the model never became ready: the text was not sent
-        side: str = ""  # set: only that side of a compare failed; the compare goes on
+        side: Side | None = None  # set: only that side of a compare failed; the compare goes on
 
     @dataclass
     class CompareFinished(Message):
@@ -89,14 +90,14 @@ class TurnRunner(Widget):
     def start(
         self,
         events: Callable[[threading.Event], Iterator[Event | CompareEvent]],
-        model_ready: threading.Event,
-        model_failed: Callable[[], str | None],
+        model: ModelHandle,
     ) -> int:
-        """Start a turn; ``events(stop)`` is ``session.respond`` or ``regenerate``, bound."""
+        """Start a turn once ``model`` is loaded; ``events(stop)`` is ``session.respond``,
+        ``regenerate`` or a compare, bound."""
         self.turn_id = next(self._ids)
         self.stop = threading.Event()
         self.running = True
-        self._run(self.turn_id, events, self.stop, model_ready, model_failed)
+        self._run(self.turn_id, events, self.stop, model)
         return self.turn_id
 
     def cancel(self) -> bool:
@@ -134,8 +135,7 @@ class TurnRunner(Widget):
         turn_id: int,
         events: Callable[[threading.Event], Iterator[Event | CompareEvent]],
         stop: threading.Event,
-        model_ready: threading.Event,
-        model_failed: Callable[[], str | None],
+        model: ModelHandle,
     ) -> None:
         worker = get_current_worker()
         self._worker_turns[worker] = turn_id
@@ -149,22 +149,33 @@ class TurnRunner(Widget):
         while previous is not None and previous.is_alive() and not gone():
             previous.join(0.05)
 
-        if not model_ready.is_set():
-            self.post_message(self.StepChanged(turn_id, "loading", "waiting for the model to load"))
-            while not model_ready.wait(0.05):
-                error = model_failed()
-                if error is not None or stop.is_set() or gone():
-                    reason = f"not sent: {error}" if error else "not sent: stopped while waiting"
-                    self.post_message(self.Failed(turn_id, reason, never_started=True))
-                    return
+        if not model.ready.is_set() and not self._waited(turn_id, model, stop, gone):
+            return
 
-        stream = DaemonIterator(lambda: events(stop), name=f"phichat-turn-{turn_id}")
-        self._previous = stream.thread
-        for event in stream.items(gone):
+        stream = threads.iterate(lambda: events(stop), name=f"phichat-turn-{turn_id}", stop=gone)
+        self._previous = stream.producer.thread
+        for event in stream:
             self.post_message(self._translate(turn_id, event))
 
+    def _waited(
+        self, turn_id: int, model: ModelHandle, stop: threading.Event, gone: Callable[[], bool]
+    ) -> bool:
+        """Wait on the app's one model load; False (and the turn reported) if it failed or
+        the turn was stopped first: the question was not sent."""
+        self.post_message(self.StepChanged(turn_id, "loading", "waiting for the model to load"))
+        try:
+            if model.wait(lambda: stop.is_set() or gone(), start=False):
+                return True
+            reason = "not sent: stopped while waiting"
+        except BaseException:  # the load's own failure: the handle has it as one line
+            reason = f"not sent: {model.error}"
+        self.post_message(self.Failed(turn_id, reason, never_started=True))
+        return False
+
     @classmethod
-    def _translate(cls, turn_id: int, event: Event | CompareEvent, side: str = "") -> Message:
+    def _translate(
+        cls, turn_id: int, event: Event | CompareEvent, side: Side | None = None
+    ) -> Message:
         if isinstance(event, SideEvent):
             return cls._translate(turn_id, event.event, event.side)
         if isinstance(event, CompareDone):

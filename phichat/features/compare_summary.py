@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from phichat.citations import check_citations
-from phichat.domain import Message, Source
+from phichat.domain import CompareTimes, Message, Side, Source
 
-Side = Literal["without", "with"]
 FactKind = Literal["number", "date", "name", "place"]
 
 _MONTHS = {
@@ -412,10 +411,10 @@ def find_conflicts(
 def _timings(message: Message | None) -> SideTimings:
     if message is None:
         return SideTimings(None, None)
-    timings = message.timings
-    ttft = timings.get("compare_ttft_s")
-    total = timings.get("compare_total_s", timings.get("total_s"))
-    return SideTimings(ttft, total)
+    stats = message.timings
+    compare = stats.compare or CompareTimes()
+    total = compare.total_s if compare.total_s is not None else stats.total_s
+    return SideTimings(compare.ttft_s, total)
 
 
 def summarize(
@@ -437,9 +436,8 @@ def summarize(
         ("with", c.with_search) for c in conflicts
     }
     facts = [f for f in facts if (f.side, f.text) not in in_conflict]
-    retrieval_s = None
-    if with_search is not None and "retrieval_wall_s" in with_search.timings:
-        retrieval_s = with_search.timings["retrieval_wall_s"]
+    compare = with_search.timings.compare if with_search is not None else None
+    retrieval_s = compare.retrieval_wall_s if compare is not None else None
     return CompareSummary(
         without=_timings(without),
         with_search=_timings(with_search),

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlsplit
 
-from phichat.chat.itinerary import Itinerary, Slot, parse_itinerary
 from phichat.domain import Conversation, Message, Source
 from phichat.errors import NoItinerary
+from phichat.features.itinerary import Itinerary, Slot, parse_itinerary
 from phichat.textsafe import one_line, strip_control
 
 PRODUCT_ID = "-//phichat//trip plan//EN"
