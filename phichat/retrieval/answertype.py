@@ -19,7 +19,8 @@ from typing import Literal
 AnswerKind = Literal["count", "measure", "time", "person"]
 
 _NUMBER_WORDS = (
-    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    "sixteen|seventeen|eighteen|nineteen|twenty|thirty|"
     "forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|trillion|"
     "dozen|half|a few|several"
 )
