@@ -7,13 +7,16 @@ called from ``main()``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import os
 import tomllib
-from collections.abc import Mapping
+import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from phichat.errors import ConfigError
 from phichat.paths import default_config_file
@@ -24,23 +27,34 @@ DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
 ENV_PREFIX = "PHICHAT_"
 
+# The settings with a fixed set of values. Being types, they let mypy check a comparison
+# such as ``settings.backend == "openai"``, and the loader reads the allowed values from them.
+Backend = Literal["transformers", "openai", "gguf"]
+Device = Literal["auto", "cuda", "mps", "cpu"]
+Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+Engine = Literal["duckduckgo", "searxng"]
+SafeSearch = Literal["on", "moderate", "off"]
+TimeLimit = Literal["d", "w", "m", "y"]
+
+T = TypeVar("T")
+
 
 def _setting(
-    default: Any,
+    default: T,
     doc: str,
     *,
-    choices: tuple[str, ...] = (),
     low: float | None = None,
     high: float | None = None,
     secret: bool = False,
-) -> Any:
-    """Declare a setting with its documentation and the values it allows.
+) -> T:
+    """Declare a setting with its documentation and, for numbers, its range.
 
+    Typed as its default, so mypy checks each default against the field's annotation.
     A ``secret`` is left out of ``repr(settings)``, so a key never reaches a log or a traceback.
     """
-    meta = {"doc": doc, "choices": choices, "low": low, "high": high}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata=meta)
+    meta = {"doc": doc, "low": low, "high": high}
+    if isinstance(default, dict):  # a mutable default: each Settings gets its own copy
+        return field(default_factory=lambda: copy.copy(default), metadata=meta)
     return field(default=default, metadata=meta, repr=not secret)
 
 
@@ -49,21 +63,19 @@ class Settings:
     """Everything a user can configure. Each field is documented in the README table."""
 
     # --- model ---
-    backend: str = _setting(
+    backend: Backend = _setting(
         "transformers",
         "Where answers are generated: transformers runs the model in this process, openai "
         "sends the chat to an OpenAI-compatible server, gguf runs a local .gguf file with "
         "llama.cpp.",
-        choices=("transformers", "openai", "gguf"),
     )
     model: str = _setting(
         DEFAULT_MODEL, "Hugging Face model id or a local folder with the same layout."
     )
-    device: str = _setting("auto", "Where the model runs.", choices=("auto", "cuda", "mps", "cpu"))
-    dtype: str = _setting(
+    device: Device = _setting("auto", "Where the model runs.")
+    dtype: Dtype = _setting(
         "auto",
         "Weight precision; auto picks bfloat16 where the hardware runs it well, else float32.",
-        choices=("auto", "bfloat16", "float16", "float32"),
     )
     max_new_tokens: int = _setting(512, "Longest answer, in tokens.", low=1, high=32768)
     temperature: float = _setting(
@@ -127,19 +139,15 @@ class Settings:
 
     # --- search ---
     search: bool = _setting(False, "Ground answers in web search by default.")
-    engine: str = _setting("duckduckgo", "Search engine.", choices=("duckduckgo", "searxng"))
+    engine: Engine = _setting("duckduckgo", "Search engine.")
     searxng_url: str | None = _setting(None, "Base URL of a SearxNG instance (engine = searxng).")
     allow_private_urls: bool = _setting(
         False, "Allow fetching loopback, private and link-local addresses (off: refused)."
     )
     region: str = _setting("us-en", "DuckDuckGo region code, such as us-en or de-de.")
-    safesearch: str = _setting(
-        "moderate", "DuckDuckGo safe search.", choices=("on", "moderate", "off")
-    )
-    timelimit: str | None = _setting(
-        None,
-        "Only results from the last day, week, month or year (d, w, m, y).",
-        choices=("d", "w", "m", "y"),
+    safesearch: SafeSearch = _setting("moderate", "DuckDuckGo safe search.")
+    timelimit: TimeLimit | None = _setting(
+        None, "Only results from the last day, week, month or year (d, w, m, y)."
     )
     max_results: int = _setting(6, "Search results to fetch per question.", low=1, high=20)
     context_chars: int = _setting(
@@ -200,19 +208,60 @@ def _number(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """What a setting's annotation allows, read from the real type hints."""
+
+    base: type  # bool, int, float, str or dict (a table of text)
+    optional: bool  # ``X | None``: unset is allowed
+    choices: tuple[str, ...]  # from a ``Literal``; empty when any text will do
+
+
+_BASES: tuple[type, ...] = (bool, int, float, str)
+
+
+def _kind_of(name: str, hint: object) -> _Kind:
+    optional = False
+    if get_origin(hint) in (Union, types.UnionType):
+        members = [arg for arg in get_args(hint) if arg is not type(None)]
+        if len(members) != 1 or len(members) == len(get_args(hint)):
+            raise TypeError(f"setting {name}: only 'X | None' unions are supported, not {hint}")
+        optional, hint = True, members[0]
+    origin = get_origin(hint)
+    if origin is Literal:
+        choices = get_args(hint)
+        if not all(isinstance(choice, str) for choice in choices):
+            raise TypeError(f"setting {name}: Literal choices must be text, not {hint}")
+        return _Kind(str, optional, choices)
+    if origin is dict and get_args(hint) == (str, str):
+        return _Kind(dict, optional, ())
+    if isinstance(hint, type) and hint in _BASES:
+        return _Kind(hint, optional, ())
+    raise TypeError(f"setting {name}: the loader has no rule for {hint}")
+
+
+@functools.cache
+def _kinds() -> dict[str, _Kind]:
+    """Each setting's kind. Computed once, on first use (annotations are strings until then)."""
+    hints = get_type_hints(Settings)
+    return {f.name: _kind_of(f.name, hints[f.name]) for f in fields(Settings)}
+
+
 def _allowed(f: dataclasses.Field[Any]) -> str:
     meta = f.metadata
-    kind = str(f.type)
-    suffix = " or unset" if "None" in kind else ""
-    if meta["choices"]:
-        return ", ".join(meta["choices"]) + suffix
+    kind = _kinds()[f.name]
+    suffix = " or unset" if kind.optional else ""
+    if kind.choices:
+        return ", ".join(kind.choices) + suffix
     if meta["low"] is not None:
         return f"{_number(meta['low'])} to {_number(meta['high'])}" + suffix
-    if kind.startswith("bool"):
+    if kind.base is bool:
         return "true, false"
-    if kind.startswith("int"):
+    if kind.base is int:
         return "whole number" + suffix
-    if kind.startswith("dict"):
+    if kind.base is float:
+        return "number" + suffix
+    if kind.base is dict:
         return "table"
     return "text" + suffix
 
@@ -220,44 +269,44 @@ def _allowed(f: dataclasses.Field[Any]) -> str:
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
+Fail = Callable[[str], ConfigError]
+
 
 def _coerce(f: dataclasses.Field[Any], raw: Any, origin: str) -> Any:
     """Turn a raw value (TOML value, env string or flag) into the field's type, or fail clearly."""
     name = f.name
-    kind = str(f.type)
+    kind = _kinds()[name]
     meta = f.metadata
-    optional = "None" in kind
 
     def fail(allowed: str) -> ConfigError:
         shown = repr(raw) if f.repr else "a hidden value"  # never echo a secret
         return ConfigError(f"invalid setting '{name}' ({origin}): expected {allowed}, got {shown}")
 
-    if raw is None or (optional and isinstance(raw, str) and raw.strip().lower() in ("", "none")):
-        if optional:
+    unset_text = isinstance(raw, str) and raw.strip().lower() in ("", "none")
+    if raw is None or (kind.optional and unset_text):
+        if kind.optional:
             return None
         raise fail("a value")
 
-    if kind.startswith("bool"):
+    if kind.base is bool:
         if isinstance(raw, bool):
             return raw
         if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
             return raw.strip().lower() in _TRUE
         raise fail("true or false")
-    if kind.startswith("dict"):
+    if kind.base is dict:
         if isinstance(raw, Mapping) and all(isinstance(v, str) for v in raw.values()):
             return {str(k): v for k, v in raw.items()}
         raise fail("a table of binding id = key")
-    if kind.startswith("int"):
-        if isinstance(raw, bool):
-            raise fail(f"a whole number{_range(meta)}")
-        if isinstance(raw, float):
+    if kind.base is int:
+        if isinstance(raw, bool | float):  # int(True) and int(12.5) would pass silently
             raise fail(f"a whole number{_range(meta)}")
         try:
             whole = int(raw)
         except (TypeError, ValueError):
             raise fail(f"a whole number{_range(meta)}") from None
         return _check_range(whole, meta, fail, "a whole number")
-    if kind.startswith("float"):
+    if kind.base is float:
         if isinstance(raw, bool):
             raise fail(f"a number{_range(meta)}")
         try:
@@ -267,12 +316,12 @@ def _coerce(f: dataclasses.Field[Any], raw: Any, origin: str) -> Any:
         if value != value:  # NaN
             raise fail(f"a number{_range(meta)}")
         return _check_range(value, meta, fail, "a number")
-    # strings
+    # text, free or one of a Literal's choices
     if not isinstance(raw, str):
         raise fail("text")
     text = raw.strip()
-    if meta["choices"] and text not in meta["choices"]:
-        raise fail("one of " + ", ".join(meta["choices"]))
+    if kind.choices and text not in kind.choices:
+        raise fail("one of " + ", ".join(kind.choices))
     if not text:
         raise fail("a non-empty text")
     return text
@@ -282,7 +331,10 @@ def _range(meta: Mapping[str, Any]) -> str:
     return f" from {meta['low']:g} to {meta['high']:g}" if meta["low"] is not None else ""
 
 
-def _check_range(value: float, meta: Mapping[str, Any], fail: Any, what: str) -> float:
+Number = TypeVar("Number", int, float)
+
+
+def _check_range(value: Number, meta: Mapping[str, Any], fail: Fail, what: str) -> Number:
     if meta["low"] is not None and not (meta["low"] <= value <= meta["high"]):
         raise fail(f"{what}{_range(meta)}")
     return value

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 import pytest
 
+from phichat import config
 from phichat.cli import main
-from phichat.config import DEFAULT_MODEL, Settings, load_settings, setting_docs
+from phichat.config import (
+    DEFAULT_MODEL,
+    Backend,
+    Device,
+    Dtype,
+    Engine,
+    SafeSearch,
+    Settings,
+    TimeLimit,
+    load_settings,
+    setting_docs,
+)
 from phichat.errors import ConfigError
 
 
@@ -109,3 +122,34 @@ def test_every_setting_is_documented() -> None:
     rows = setting_docs()
     assert [row[0] for row in rows] == Settings.names()
     assert all(row[3] for row in rows)
+
+
+LITERAL_SETTINGS = {
+    "backend": Backend,
+    "device": Device,
+    "dtype": Dtype,
+    "engine": Engine,
+    "safesearch": SafeSearch,
+    "timelimit": TimeLimit,
+}
+
+
+@pytest.mark.parametrize(("name", "kind"), LITERAL_SETTINGS.items())
+def test_a_setting_with_choices_takes_them_from_its_literal_type(name: str, kind: object) -> None:
+    choices = get_args(kind)
+    for choice in choices:
+        assert getattr(load_settings({name: choice}, environ={}), name) == choice
+    with pytest.raises(ConfigError) as caught:
+        load_settings({name: "nope"}, environ={})
+    assert f"expected one of {', '.join(choices)}" in str(caught.value)
+
+
+def test_an_optional_choice_can_be_unset_from_the_environment() -> None:
+    assert load_settings(environ={"PHICHAT_TIMELIMIT": "w"}).timelimit == "w"
+    assert load_settings(environ={"PHICHAT_TIMELIMIT": "none"}).timelimit is None
+
+
+@pytest.mark.parametrize("hint", [list[int], int | str, Literal[1, 2], dict[str, int], bytes])
+def test_a_setting_type_the_loader_has_no_rule_for_is_refused(hint: object) -> None:
+    with pytest.raises(TypeError, match="setting x"):
+        config._kind_of("x", hint)

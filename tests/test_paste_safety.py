@@ -78,6 +78,17 @@ def test_the_guard_is_what_textuals_terminal_driver_builds() -> None:
     assert linux_driver.XTermParser is PasteSafeParser
 
 
+def test_terminal_input_that_is_not_utf8_is_replaced_not_fatal() -> None:
+    # The driver builds its decoder from this module-level name, as with the parser.
+    assert "getincrementaldecoder" in LinuxDriver.run_input_thread.__code__.co_names
+    install_paste_guard()
+    decode = linux_driver.getincrementaldecoder("utf-8")().decode
+    assert decode(b"caf\xe9 \xff ok", final=False) == "caf\ufffd \ufffd ok"
+    # A character split across two reads still decodes whole.
+    assert decode(b"\xc3", final=False) == ""
+    assert decode(b"\xa9!", final=False) == "\u00e9!"
+
+
 async def test_a_hostile_paste_after_an_answer_fires_no_binding(tmp_path: Path) -> None:
     app = make_app(tmp_path, ["The Moon.", "replaced!"])
     async with app.run_test(size=SIZE) as pilot:
@@ -98,3 +109,39 @@ async def test_a_paste_event_with_control_sequences_becomes_inert_text(tmp_path:
         app.post_message(events.Paste("abc\x1b]0;T\x07def\r\nline two\x1b[2J\x00"))
         await pilot.pause()
         assert app.composer.text == "abcdef\nline two"
+
+
+@pytest.mark.parametrize("screen_kind", ["rename", "export"])
+async def test_a_paste_into_a_dialog_field_keeps_only_its_text(
+    tmp_path: Path, screen_kind: str
+) -> None:
+    from textual.widgets import Input
+
+    from phichat.ui.screens.export_screen import ExportScreen
+    from phichat.ui.screens.rename_screen import RenameScreen
+
+    app = make_app(tmp_path, ["The Moon."])
+    async with app.run_test(size=SIZE) as pilot:
+        screen = RenameScreen("") if screen_kind == "rename" else ExportScreen(Path(""))
+        await app.push_screen(screen)
+        await pilot.pause()
+        field = screen.query_one(Input)
+        field.value = ""
+        field.focus()
+        await pilot.pause()
+        field.post_message(events.Paste("Trip\x1b]0;T\x07 to\u202e Rome\x1b[2J\r\nsecond line"))
+        await pilot.pause()
+        assert field.value == "Trip to Rome"
+
+
+async def test_a_renamed_title_keeps_no_control_characters(tmp_path: Path) -> None:
+    from phichat.ui.screens.rename_screen import RenameScreen
+
+    app = make_app(tmp_path, ["The Moon."])
+    results: list[str | None] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(RenameScreen("Old\x07 title\u200b"), results.append)
+        await pilot.pause()
+        await pilot.press("end", "enter")
+        await pilot.pause()
+    assert results == ["Old title"]

@@ -109,6 +109,15 @@ def test_damaged_cache_file_is_ignored(tmp_path: Path) -> None:
     assert cache.get("q") == [SearchResult("t", "https://example.test/")]
 
 
+def test_a_damaged_search_cache_entry_is_a_miss(tmp_path: Path) -> None:
+    path = tmp_path / "cache.json"
+    path.write_text('{"k": {"at": null, "results": []}, "j": {"at": "yesterday"}}')
+    cache = SearchCache(path)
+    assert cache.get("k") is None
+    cache.put("other", [])  # does not raise on the damaged neighbours
+    assert cache.get("other") == []
+
+
 class _FakeDDGS:
     """Stands in for ddgs.DDGS: records calls and replays an outcome."""
 

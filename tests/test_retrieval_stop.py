@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 
+import pytest
 from webfixture import LoopbackWeb, Response, loopback_web_fixture  # noqa: F401
 
 from phichat.config import load_settings
@@ -96,3 +98,32 @@ def test_without_enough_text_slow_pages_keep_the_full_deadline(
     limits = FetchLimits(read_timeout=5, deadline=5, allow_private=True, grace=0.0)
     pages = fetch_pages(urls, limits, enough=lambda read: False)
     assert pages[1].ok and "late but here" in pages[1].body
+
+
+def test_stop_returns_while_a_dns_lookup_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    lookup_ended = threading.Event()
+    real = socket.getaddrinfo
+
+    def stuck(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "stuck.test":
+            release.wait(30)
+            lookup_ended.set()
+            raise socket.gaierror(-2, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", stuck)
+    stop = threading.Event()
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+    try:
+        # Before the fix this call only returned once the lookup ended, because
+        # asyncio.run() joined the lookup's thread; now it returns while it still hangs.
+        pages = fetch_pages(["http://stuck.test/"], FetchLimits(deadline=60.0), stop=stop)
+        returned_while_stuck = not lookup_ended.is_set()
+    finally:
+        release.set()
+        timer.cancel()
+    assert returned_while_stuck
+    assert [page.ok for page in pages] == [False]
+    assert pages[0].error == "stopped"

@@ -303,3 +303,14 @@ def test_credentials_in_the_searxng_url_are_never_shown(loopback_web: LoopbackWe
         SearxngSearch(with_creds).search("q", 5)
     assert "hunter2" not in str(raised.value) and "bob" not in str(raised.value)
     assert redact_url(with_creds) == loopback_web.base.replace("http://", "http://…@")
+
+
+def test_the_search_cache_key_never_holds_the_instance_credentials() -> None:
+    secret = SearxngSearch("https://alice:s3cret@search.example.org/?token=t0ken")
+    other = SearxngSearch("https://bob:other@search.example.org/?token=t0ken")
+    assert "s3cret" not in secret.cache_key
+    assert "t0ken" not in secret.cache_key
+    assert "alice" not in secret.cache_key
+    # Two instances that differ only in their credentials still keep separate results.
+    assert secret.cache_key != other.cache_key
+    assert secret.cache_key == SearxngSearch(secret.base_url).cache_key

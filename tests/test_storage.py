@@ -358,3 +358,12 @@ def test_storage_imports_no_ui_chat_or_heavy_libraries() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_deleted_conversation_stays_deleted_when_a_late_answer_is_saved(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "db.sqlite")
+    conversation = Conversation(title="secret question")
+    store.save_message(conversation, Message("user", "secret question"))
+    store.delete(conversation.id)
+    store.save_message(conversation, Message("assistant", "partial", stopped=True))
+    assert store.list_conversations() == []

@@ -1,14 +1,10 @@
-"""Pilot tests: compare (F5), presets (F12), pinned sources (Ctrl+L), plans, calendar export."""
+"""Pilot tests: compare (F5): two columns, the summary, reopening, and its failure paths."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from icalendar import Calendar
-from rich.console import Console
-from textual.widgets import Markdown, OptionList, Static
-from ui_support import FakeRetriever, make_app, send, settle
+from ui_support import FakeRetriever, make_app, plain, send, settle
 from webfixture import loopback_web_fixture  # noqa: F401
 
 from phichat.errors import ModelNotAvailable
@@ -17,19 +13,10 @@ from phichat.ui.widgets.answer import Answer
 from phichat.ui.widgets.compare_summary_view import CompareSummaryView, summary_renderable
 from phichat.ui.widgets.compare_view import CompareView
 from phichat.ui.widgets.conversation_list import ConversationList
-from phichat.ui.widgets.itinerary_view import ItineraryView, plan_table
 from phichat.ui.widgets.turn_runner import TurnRunner
 from phichat.ui.widgets.user_message import UserMessage
 
 SIZE = (120, 44)
-
-PLAN = """Here is your day.
-
-### Day 1: Old town
-- Morning — **Cathedral**: climb the tower. Tip: opens 09:00. [1]
-- Afternoon — **Harbour**: boat tour. [2]
-- Evening — **Night market**: street food.
-"""
 
 
 def sides(posted: list[object]) -> dict[str, str]:
@@ -40,20 +27,10 @@ def sides(posted: list[object]) -> dict[str, str]:
     return text
 
 
-def plain(renderable: object) -> str:
-    console = Console(width=110, record=True, file=io.StringIO())
-    console.print(renderable)
-    return console.export_text()
-
-
 def summary_text(app) -> str:  # type: ignore[no-untyped-def]
     summary = app.query_one(CompareSummaryView).summary
     assert summary is not None
     return plain(summary_renderable(summary))
-
-
-def mode(app) -> str:  # type: ignore[no-untyped-def]
-    return str(app.query_one("#mode-status", Static).content)
 
 
 async def test_f5_streams_two_columns_then_a_summary_and_the_compare_reopens(
@@ -116,77 +93,6 @@ async def test_f5_with_nothing_to_compare_says_how(tmp_path: Path) -> None:
         assert not app.query(CompareView) and not app.runner.running
 
 
-async def test_a_plan_answer_gets_a_table_beside_the_prose_and_others_do_not(
-    tmp_path: Path,
-) -> None:
-    app = make_app(tmp_path, [PLAN, "Just prose about the morning."], retriever=FakeRetriever())
-    async with app.run_test(size=SIZE) as pilot:
-        await send(pilot, app, "Plan my day")
-        [view] = app.query(ItineraryView)
-        assert [s.label for s in view.plan.days[0].slots] == ["Morning", "Afternoon", "Evening"]
-        table = plain(plan_table(view.plan, []))
-        assert "Cathedral" in table and "Night market" in table
-        # The prose is kept whole next to the table (nothing lost).
-        prose = app.query_one(".answer-row Markdown", Markdown)
-        assert "climb the tower" in prose.source
-        await send(pilot, app, "And tomorrow?")
-        assert len(app.query(ItineraryView)) == 1
-
-
-async def test_f12_picks_the_itinerary_preset_for_the_next_messages(tmp_path: Path) -> None:
-    retriever = FakeRetriever()
-    app = make_app(tmp_path, [PLAN], retriever=retriever, search=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, app)
-        await pilot.press("f12")
-        await pilot.pause(0.1)
-        options = app.screen.query_one("#preset-options", OptionList)
-        names = [options.get_option_at_index(i).id for i in range(options.option_count)]
-        assert names[:3] == ["-", "itinerary", "brief"]
-        options.highlighted = 1
-        await pilot.press("enter")
-        await pilot.pause()
-        assert app.session.options.preset is not None
-        assert app.session.options.preset.name == "itinerary"
-        assert "preset itinerary" in mode(app)
-        await send(pilot, app, "Plan me a day trip to Bruges")
-        assert retriever.queries == ["Bruges things to do itinerary"]
-
-
-async def test_ctrl_l_pins_sources_and_the_next_question_does_not_search(tmp_path: Path) -> None:
-    retriever = FakeRetriever()
-    app = make_app(tmp_path, ["Tides [1].", "Spring tides [2]."], retriever=retriever, search=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await send(pilot, app, "What causes tides?")
-        await pilot.press("ctrl+l")
-        assert "2 sources pinned" in mode(app)
-        await pilot.press("ctrl+t")  # search off: the pinned sources still ground the answer
-        await send(pilot, app, "When are spring tides?")
-        assert retriever.queries == ["What causes tides?"]
-        last = app.conversation.messages[-1]
-        assert last.grounded and [s.n for s in last.sources] == [1, 2]
-        await pilot.press("ctrl+l")
-        assert "pinned" not in mode(app)
-
-
-async def test_the_trip_plan_exports_to_a_calendar_from_the_tui(tmp_path: Path) -> None:
-    app = make_app(tmp_path, [PLAN, "No plan here."])
-    async with app.run_test(size=SIZE) as pilot:
-        await send(pilot, app, "Plan my day")
-        await pilot.press("f3")
-        await pilot.pause()
-        target = tmp_path / "day.ics"
-        field = app.screen.query_one("#path-input")
-        field.value = str(target)  # type: ignore[attr-defined]
-        await pilot.press("enter")
-        await pilot.pause()
-        events = list(Calendar.from_ical(target.read_bytes()).walk("VEVENT"))
-        assert [str(e.get("location")) for e in events] == ["Cathedral", "Harbour", "Night market"]
-        # Markdown still goes through the same export, by its file name.
-        written = app.export_to(app.conversation, tmp_path / "day.md")
-        assert written is not None and "climb the tower" in written.read_text()
-
-
 async def test_a_compare_that_never_starts_gives_the_question_back(tmp_path: Path) -> None:
     model = ScriptedModel(
         ["x"], load_delay_s=0.3, load_error=ModelNotAvailable("no weights on this machine")
@@ -199,31 +105,6 @@ async def test_a_compare_that_never_starts_gives_the_question_back(tmp_path: Pat
         assert not app.query(CompareView) and app.conversation.messages == []
         assert app.composer.text == "Is it worth the trip?"
         assert not app.query(UserMessage)
-
-
-async def test_a_compare_with_pinned_sources_skips_the_search(tmp_path: Path) -> None:
-    retriever = FakeRetriever()
-    replies = ["Tides [1].", "Off.", "Pinned [2]."]
-    app = make_app(tmp_path, replies, retriever=retriever, search=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await send(pilot, app, "What causes tides?")
-        await pilot.press("ctrl+l")
-        app.composer.load_text("When are spring tides?")
-        await pilot.press("f5")
-        await settle(pilot, app)
-        assert retriever.queries == ["What causes tides?"]
-        assert app.query_one(CompareView).answer("with").text == "Pinned [2]."
-
-
-async def test_compare_preset_and_pin_are_in_the_command_palette(tmp_path: Path) -> None:
-    app = make_app(tmp_path, ["x"])
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, app)
-        titles = {command.title: command.help for command in app.get_system_commands(app.screen)}
-        compare = "Compare: answer the question without and with search, side by side"
-        assert titles[compare] == "Key: F5"
-        assert titles["Pick an answer preset, such as itinerary"] == "Key: F12"
-        assert "Export the trip plan to a calendar file (.ics)" in titles
 
 
 class WordBucketEmbedder:

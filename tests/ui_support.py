@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
+
+from rich.console import Console
+from textual.widgets import Static
 
 from phichat.chat.factory import turn_options
 from phichat.chat.session import Session
@@ -89,3 +93,15 @@ async def send(pilot, app: PhichatApp, text: str) -> None:  # type: ignore[no-un
     app.composer.load_text(text)
     await pilot.press("enter")
     await settle(pilot, app)
+
+
+def plain(renderable: object) -> str:
+    """What a Rich renderable prints, as plain text."""
+    console = Console(width=110, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def mode(app: PhichatApp) -> str:
+    """The status bar's mode line (search, preset, pins)."""
+    return str(app.query_one("#mode-status", Static).content)

@@ -9,7 +9,7 @@ worker. The worker applies the AMX guard (llama.cpp#20824) when it loads the fil
 
 The chat template comes from the file's own metadata (``tokenizer.chat_template``), and is
 rendered here, in a sandbox, so that token counting and generation see the same prompt.
-Stop tokens are Phi-3's, as in the transformers backend. This process never imports
+Stop tokens are Phi-3's (``stops.STOP_TOKENS``), as in every backend. This process never imports
 llama_cpp: it is optional, and importing this module must stay cheap.
 """
 
@@ -17,24 +17,28 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from phichat.errors import ModelNotAvailable, PhichatError
-from phichat.models.base import ChatMessage, GenerationOptions, GenerationStats, ProgressCallback
+from phichat.models.base import (
+    BackendBase,
+    ChatMessage,
+    Generation,
+    GenerationOptions,
+    Held,
+    ProgressCallback,
+    Prompt,
+)
 from phichat.models.hub import GGUF_FILE, GGUF_REPO, resolve_gguf_file
 from phichat.models.llama_process import LlamaProcess, WorkerDied
-from phichat.models.phi3 import STOP_TOKENS
+from phichat.models.stops import STOP_TOKENS
+from phichat.threads import POLL_S
 
 # llama.cpp allocates the whole attention cache up front, so the window is not simply the
 # file's training length (131,072 for the 128k model would take many GB): it is the
 # context_window setting, else this, never more than the file was trained for.
 DEFAULT_CONTEXT_WINDOW = 4096
-
-# How often a streaming answer looks at its stop event while waiting on the worker.
-STOP_POLL_S = 0.05
 
 # Phi-3's chat format, for a phi3 file converted without its template: every turn is
 # "<|role|>\n{content}<|end|>\n", and the answer starts after "<|assistant|>\n".
@@ -76,7 +80,7 @@ def llama_cpp_installed() -> bool:
         return False
 
 
-class GGUFModel:
+class GGUFModel(BackendBase):
     def __init__(
         self,
         gguf_file: str | None = None,
@@ -84,8 +88,8 @@ class GGUFModel:
         context_window: int | None = None,
         allow_amx: bool = False,
     ) -> None:
+        super().__init__(gguf_file or f"{GGUF_REPO}/{GGUF_FILE}")
         self._file = gguf_file
-        self.name = gguf_file or f"{GGUF_REPO}/{GGUF_FILE}"
         self._threads = threads or default_threads()
         self._window_request = context_window
         self._allow_amx = allow_amx
@@ -100,58 +104,48 @@ class GGUFModel:
         self._file_type = "gguf"
         self.metadata: dict[str, str] = {}
         self.kernels: dict[str, Any] = {}  # what the worker reported about llama.cpp's build
-        self._load_lock = threading.Lock()
-        # One generation at a time: llama.cpp's context holds one sequence's cache.
-        self._generate_lock = threading.Lock()
-        self.load_s = 0.0
+        # One generation at a time (the base's lock): llama.cpp's context holds one
+        # sequence's cache. That cache is the worker's, so this backend keeps no prefix
+        # cache of its own: the worker reports how many prompt tokens it reused.
 
     # ---- loading -------------------------------------------------------------------
     @property
     def loaded(self) -> bool:
         return self._worker is not None and self._worker.alive
 
-    def load(self, progress: ProgressCallback | None = None) -> None:
-        with self._load_lock:
-            if self.loaded:
-                return
-            self._discard_worker()
-            started = time.perf_counter()
-            path = resolve_gguf_file(self._file)
-            if not llama_cpp_installed():
-                raise ModelNotAvailable(
-                    "the gguf backend needs llama-cpp-python: pip install 'phichat[gguf]' "
-                    "(it compiles llama.cpp, which takes a few minutes)"
-                )
-            if progress:
-                progress(f"loading {path.name} with llama.cpp ({self._threads} threads)", 0.1)
-            window = self._window_request or DEFAULT_CONTEXT_WINDOW
-            worker = LlamaProcess()
-            try:
-                answer = worker.call(
-                    "load",
-                    path=str(path),
-                    n_ctx=window,
-                    threads=self._threads,
-                    allow_amx=self._allow_amx,
-                    stop_texts=list(STOP_TOKENS),
-                )
-            except WorkerDied as exc:
-                worker.close()
-                raise ModelNotAvailable(f"cannot load {path}: {exc}") from None
-            if "error" in answer:
-                worker.close()
-                raise ModelNotAvailable(f"cannot load {path}: {answer['error']}")
-            ready = answer["ready"]
-            try:
-                self._configure(ready, window)
-            except ModelNotAvailable as exc:
-                worker.close()
-                raise ModelNotAvailable(f"{path}: {exc}") from None
-            self._worker = worker
-            self._ever_loaded = True
-            self.load_s = time.perf_counter() - started
-            if progress:
-                progress("ready", 1.0)
+    def _load(self, progress: ProgressCallback) -> None:
+        self._discard_worker()
+        path = resolve_gguf_file(self._file)
+        if not llama_cpp_installed():
+            raise ModelNotAvailable(
+                "the gguf backend needs llama-cpp-python: pip install 'phichat[gguf]' "
+                "(it compiles llama.cpp, which takes a few minutes)"
+            )
+        progress(f"loading {path.name} with llama.cpp ({self._threads} threads)", 0.1)
+        window = self._window_request or DEFAULT_CONTEXT_WINDOW
+        worker = LlamaProcess()
+        try:
+            answer = worker.call(
+                "load",
+                path=str(path),
+                n_ctx=window,
+                threads=self._threads,
+                allow_amx=self._allow_amx,
+                stop_texts=list(STOP_TOKENS),
+            )
+        except WorkerDied as exc:
+            worker.close()
+            raise ModelNotAvailable(f"cannot load {path}: {exc}") from None
+        if "error" in answer:
+            worker.close()
+            raise ModelNotAvailable(f"cannot load {path}: {answer['error']}")
+        try:
+            self._configure(answer["ready"], window)
+        except ModelNotAvailable as exc:
+            worker.close()
+            raise ModelNotAvailable(f"{path}: {exc}") from None
+        self._worker = worker
+        self._ever_loaded = True
 
     def _configure(self, ready: dict[str, Any], window: int) -> None:
         metadata: dict[str, str] = ready["metadata"]
@@ -186,12 +180,15 @@ class GGUFModel:
         with self._load_lock:
             self._discard_worker()
 
-    def _require(self) -> LlamaProcess:
+    def _require(self) -> None:
+        self._live_worker()
+
+    def _live_worker(self) -> LlamaProcess:
         worker = self._worker
         if worker is not None and worker.alive:
             return worker
         if not self._ever_loaded:
-            raise PhichatError("the model is not loaded yet")
+            raise PhichatError(self.not_loaded_message)
         # The worker died (and said so to whoever was waiting): start a fresh one.
         self.load()
         assert self._worker is not None
@@ -200,7 +197,7 @@ class GGUFModel:
     @property
     def context_window(self) -> int:
         if not self._ever_loaded:
-            raise PhichatError("the model is not loaded yet")
+            raise PhichatError(self.not_loaded_message)
         return self._window
 
     def describe(self) -> dict[str, str]:
@@ -246,77 +243,71 @@ class GGUFModel:
 
     def _ask(self, op: str, **fields: Any) -> dict[str, Any]:
         try:
-            answer = self._require().call(op, **fields)
+            answer = self._live_worker().call(op, **fields)
         except WorkerDied as exc:
             raise PhichatError(f"{exc}; the model loads again on the next request") from None
         if "error" in answer:
             raise PhichatError(f"llama.cpp: {answer['error']}")
         return answer
 
+    def _prompt(self, messages: list[ChatMessage]) -> Prompt:
+        tokens = self.encode(messages)
+        return Prompt(list(messages), len(tokens), tokens)
+
     # ---- generation ----------------------------------------------------------------
-    def stream(
-        self,
-        messages: list[ChatMessage],
-        options: GenerationOptions,
-        stop: threading.Event,
-        stats: GenerationStats | None = None,
-    ) -> Iterator[str]:
+    def _generate(self, job: Generation) -> Iterator[str | Held]:
         """Yield text token by token; ``stop`` ends the stream within a poll interval.
 
         The prompt is evaluated before the first token (llama.cpp's prefill), reusing the
         cache of the previous turn's shared prefix, so a follow-up question only pays for
-        its new tokens. That cache lives in the worker process, across turns. A stop
-        returns at once, even during the prefill; the worker then cuts the prefill short
-        through llama.cpp's abort callback, and the next generation waits for it there.
+        its new tokens. That cache lives in the worker process, across turns, and the
+        worker says how many tokens it reused. A stop returns at once, even during the
+        prefill; the worker then cuts the prefill short through llama.cpp's abort
+        callback, and the next generation waits for it there.
+
+        The worker's replies already arrive on a queue of their own (``Reply``), so this
+        polls that queue directly rather than through a thread bridge.
         """
-        stats = stats if stats is not None else GenerationStats()
-        tokens = self.encode(messages)
-        stats.prompt_tokens = len(tokens)
+        tokens, options, stop = job.prompt.tokens, job.options, job.stop
+        assert tokens is not None
         budget = min(options.max_new_tokens, self._window - len(tokens))
         if budget <= 0:
             raise PhichatError(
                 f"the prompt ({len(tokens)} tokens) fills the {self._window}-token window"
             )
-        with self._generate_lock:
-            worker = self._require()
-            started = time.perf_counter()
-            reply = worker.start(
-                "generate",
-                tokens=tokens,
-                sampling=_sampling(options),
-                seed=options.seed,
-                budget=budget,
-                stop_ids=sorted(self._stop_ids),
-            )
-            finished = False
-            try:
-                while not stop.is_set():
-                    message = reply.next(timeout=STOP_POLL_S)
-                    if message is None:
-                        continue
-                    if "error" in message:
-                        raise PhichatError(f"generation failed: {message['error']}")
-                    stats.reused_tokens = int(message.get("reused", 0))
-                    if message.get("end"):
-                        finished = True
-                        if message.get("rest") and not stop.is_set():
-                            yield str(message["rest"])
-                        break
-                    if not stats.new_tokens:
-                        stats.ttft_s = time.perf_counter() - started
-                    stats.new_tokens += 1
-                    if message["text"]:
-                        yield str(message["text"])
-            except WorkerDied as exc:
-                self._worker = None
-                raise PhichatError(
-                    f"{exc} while answering; the model loads again for the next message"
-                ) from None
-            finally:
-                if not finished:
-                    worker.stop(reply.ident)
-                reply.close()
-                stats.total_s = time.perf_counter() - started
+        worker = self._live_worker()
+        reply = worker.start(
+            "generate",
+            tokens=tokens,
+            sampling=_sampling(options),
+            seed=options.seed,
+            budget=budget,
+            stop_ids=sorted(self._stop_ids),
+        )
+        finished = False
+        try:
+            while not stop.is_set():
+                message = reply.next(timeout=POLL_S)
+                if message is None:
+                    continue
+                if "error" in message:
+                    raise PhichatError(f"generation failed: {message['error']}")
+                job.stats.reused_tokens = int(message.get("reused", 0))
+                if message.get("end"):
+                    finished = True
+                    if message.get("rest"):
+                        yield Held(str(message["rest"]))
+                    break
+                yield str(message["text"])
+        except WorkerDied as exc:
+            self._worker = None
+            raise PhichatError(
+                f"{exc} while answering; the model loads again for the next message"
+            ) from None
+        finally:
+            if not finished:
+                worker.stop(reply.ident)
+            reply.close()
 
 
 def _sampling(options: GenerationOptions) -> dict[str, Any]:

@@ -33,6 +33,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from phichat.models.base import first_line
+
 Reply = Callable[[dict[str, Any]], None]
 
 # llama.cpp#20824: with its AMX int8 kernels (built in by a native build on Sapphire Rapids
@@ -180,7 +182,7 @@ class Worker:
         try:
             reply = handler(request)
         except Exception as exc:  # every failure goes back as one line
-            reply = {"error": _first_line(exc)}
+            reply = {"error": first_line(exc)}
         self.send({"id": request.get("id"), **reply})
 
     def _tokenize(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +209,7 @@ class Worker:
                 allow_amx=bool(request.get("allow_amx")),
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            detail = self._log.errors[-1] if self._log.errors else _first_line(exc)
+            detail = self._log.errors[-1] if self._log.errors else first_line(exc)
             return {"error": detail}
         self._watch_prefill(llm, llama_cpp)
         metadata = {str(k): str(v) for k, v in dict(llm.metadata).items()}
@@ -297,7 +299,7 @@ class Worker:
                 rest = decoder.decode(b"", final=True)
         except (RuntimeError, ValueError) as exc:
             if ident not in self._stopped:  # else: the prefill was cut short on purpose
-                self.send({"id": ident, "error": _first_line(exc)})
+                self.send({"id": ident, "error": first_line(exc)})
                 return
         finally:
             generator.close()
@@ -324,11 +326,6 @@ def _stop_ids(llm: Any, stop_texts: list[str]) -> list[int]:
         if len(found) == 1:
             ids.add(found[0])
     return sorted(i for i in ids if i >= 0)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 def main() -> int:

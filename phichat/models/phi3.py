@@ -6,29 +6,25 @@ so the CLI and the TUI) stays fast; the first real cost is paid in a background 
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from phichat.errors import ModelNotAvailable, PhichatError
-from phichat.models.base import ChatMessage, GenerationOptions, GenerationStats, ProgressCallback
+from phichat.errors import ModelNotAvailable
+from phichat.models.base import (
+    BackendBase,
+    ChatMessage,
+    Generation,
+    GenerationOptions,
+    ProgressCallback,
+    Prompt,
+    first_line,
+)
 from phichat.models.hub import resolve_model_path
 from phichat.models.prefix_cache import PrefixCache
-
-# Phi-3 ends an answer with <|end|>; <|endoftext|> ends a document, and a model that
-# starts a new <|assistant|> turn has finished its own. Ids are looked up in each
-# tokenizer (32007, 32000 and 32001 in the real one) rather than hard-coded.
-STOP_TOKENS = ("<|end|>", "<|endoftext|>", "<|assistant|>")
-
-# How often the consumer wakes up to notice a stop request while the model is busy.
-_POLL_S = 0.05
-
-
-def _noop_progress(description: str, fraction: float | None) -> None:
-    return None
+from phichat.models.stops import STOP_TOKENS
+from phichat.threads import Sink, Stream
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -72,7 +68,7 @@ def pick_dtype(preference: str, device: str) -> str:
     return "bfloat16" if cpu_has_fast_bf16() else "float32"
 
 
-class Phi3Model:
+class Phi3Model(BackendBase):
     """A Phi-3 (or any causal LM with a chat template) loaded with transformers."""
 
     def __init__(
@@ -82,7 +78,7 @@ class Phi3Model:
         dtype: str = "auto",
         context_window: int | None = None,
     ) -> None:
-        self.name = model
+        super().__init__(model)
         self._device_pref = device
         self._dtype_pref = dtype
         self._window_override = context_window
@@ -91,96 +87,71 @@ class Phi3Model:
         self._device = ""
         self._dtype = ""
         self._stop_ids: list[int] = []
-        self._load_lock = threading.Lock()
-        # One generation at a time: a second request waits instead of sharing the weights.
-        self._generate_lock = threading.Lock()
-        # The KV states of the last prompts and answers; only used under _generate_lock.
-        self._prefix: PrefixCache | None = None
-        self.load_s = 0.0
 
     # ---- loading -------------------------------------------------------------------
     @property
     def loaded(self) -> bool:
         return self._model is not None
 
-    def load(self, progress: ProgressCallback | None = None) -> None:
-        report = progress or _noop_progress
-        with self._load_lock:
-            if self._model is not None:
-                return
-            started = time.perf_counter()
-            path = resolve_model_path(self.name)
-            report("starting torch", None)
-            import torch
-            from safetensors import SafetensorError
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-            from transformers.utils import logging as hf_logging
+    def _load(self, progress: ProgressCallback) -> None:
+        path = resolve_model_path(self.name)
+        progress("starting torch", None)
+        import torch
+        from safetensors import SafetensorError
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
-            # transformers' own tqdm bars would scribble over the TUI; we report stages instead.
-            hf_logging.disable_progress_bar()
-            hf_logging.set_verbosity_error()
-            device = pick_device(self._device_pref)
-            dtype = pick_dtype(self._dtype_pref, device)
-            report("reading the tokenizer", 0.05)
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(path)
-                report(f"loading weights ({dtype} on {device})", 0.1)
-                # Loading with dtype= reads the checkpoint straight into that precision, so a
-                # bf16 model never exists as an fp32 copy in memory.
-                model = AutoModelForCausalLM.from_pretrained(
-                    path, dtype=getattr(torch, dtype), low_cpu_mem_usage=True
-                )
-            except (OSError, ValueError) as exc:
-                raise ModelNotAvailable(
-                    f"cannot load model from {path}: {_first_line(exc)}"
-                ) from exc
-            except SafetensorError as exc:  # a truncated or corrupted model.safetensors
-                raise ModelNotAvailable(
-                    f"cannot load model from {path}: a weights file is damaged or incomplete "
-                    f"({_first_line(exc)}); download the model again"
-                ) from exc
-            if device != "cpu":
-                report(f"moving weights to {device}", 0.9)
-                # transformers types .to() through a wrapper mypy reads as taking the model.
-                model = model.to(device)  # type: ignore[arg-type]
-            model.eval()
-            if tokenizer.chat_template is None:
-                raise ModelNotAvailable(f"the tokenizer in {path} has no chat template")
-            self._stop_ids = _stop_token_ids(tokenizer)
-            self._tokenizer = tokenizer
-            self._device = device
-            self._dtype = dtype
-            self._model = model
-            # Fresh weights: states computed by any earlier weights must never be reused.
-            self._prefix = PrefixCache(self.context_window, fork=_copy_prefix)
-            self.load_s = time.perf_counter() - started
-            report("ready", 1.0)
+        # transformers' own tqdm bars would scribble over the TUI; we report stages instead.
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        device = pick_device(self._device_pref)
+        dtype = pick_dtype(self._dtype_pref, device)
+        progress("reading the tokenizer", 0.05)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            progress(f"loading weights ({dtype} on {device})", 0.1)
+            # Loading with dtype= reads the checkpoint straight into that precision, so a
+            # bf16 model never exists as an fp32 copy in memory.
+            model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=getattr(torch, dtype), low_cpu_mem_usage=True
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelNotAvailable(f"cannot load model from {path}: {first_line(exc)}") from exc
+        except SafetensorError as exc:  # a truncated or corrupted model.safetensors
+            raise ModelNotAvailable(
+                f"cannot load model from {path}: a weights file is damaged or incomplete "
+                f"({first_line(exc)}); download the model again"
+            ) from exc
+        if device != "cpu":
+            progress(f"moving weights to {device}", 0.9)
+            # transformers types .to() through a wrapper mypy reads as taking the model.
+            model = model.to(device)  # type: ignore[arg-type]
+        model.eval()
+        if tokenizer.chat_template is None:
+            raise ModelNotAvailable(f"the tokenizer in {path} has no chat template")
+        self._stop_ids = _stop_token_ids(tokenizer)
+        self._tokenizer = tokenizer
+        self._device = device
+        self._dtype = dtype
+        self._model = model
 
-    def _require(self) -> tuple[Any, Any]:
-        if self._model is None:
-            raise PhichatError("the model is not loaded yet")
-        return self._model, self._tokenizer
+    def _new_prefix_cache(self) -> PrefixCache:
+        return PrefixCache(self.context_window, fork=_copy_prefix)
 
     @property
     def context_window(self) -> int:
         if self._window_override:
             return self._window_override
-        model, _ = self._require()
-        return int(model.config.max_position_embeddings)
-
-    def reset_cache(self) -> None:
-        """Forget the cached prompt states: they cost memory, and correctness never needs them."""
-        with self._generate_lock:
-            if self._prefix is not None:
-                self._prefix.clear()
+        self._require()
+        return int(self._model.config.max_position_embeddings)
 
     def describe(self) -> dict[str, str]:
         return {"model": self.name, "device": self._device, "dtype": self._dtype}
 
     # ---- tokens --------------------------------------------------------------------
     def _encode(self, messages: list[ChatMessage]) -> Any:
-        _, tokenizer = self._require()
-        return tokenizer.apply_chat_template(
+        self._require()
+        return self._tokenizer.apply_chat_template(
             list(messages), add_generation_prompt=True, return_dict=True, return_tensors="pt"
         )
 
@@ -188,102 +159,67 @@ class Phi3Model:
         return int(self._encode(messages)["input_ids"].shape[-1])
 
     def count_text_tokens(self, text: str) -> int:
-        _, tokenizer = self._require()
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        self._require()
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prompt(self, messages: list[ChatMessage]) -> Prompt:
+        encoded = self._encode(messages).to(self._model.device)
+        tokens = encoded["input_ids"][0].tolist()
+        return Prompt(list(messages), len(tokens), tokens, encoded)
 
     # ---- generation ----------------------------------------------------------------
-    def stream(
-        self,
-        messages: list[ChatMessage],
-        options: GenerationOptions,
-        stop: threading.Event,
-        stats: GenerationStats | None = None,
-    ) -> Iterator[str]:
-        """Generate in a worker thread and yield text as each token arrives.
+    def _generate(self, job: Generation) -> Iterator[str]:
+        """Generate in a daemon thread and yield text as each token id arrives.
 
-        Leaving the loop early (or setting ``stop``) halts ``generate()`` at its next step,
-        and the worker thread is always joined, so no thread outlives its turn.
+        A stop (or closing the stream) halts ``generate()`` at its next step, and the
+        thread is always joined, so no generation outlives its stream.
         """
-        model, tokenizer = self._require()
-        stats = stats if stats is not None else GenerationStats()
-        encoded = self._encode(messages).to(model.device)
-        stats.prompt_tokens = int(encoded["input_ids"].shape[-1])
-        token_queue: queue.Queue[int | None] = queue.Queue()
-        halt = threading.Event()
-        failure: list[BaseException] = []
+        model, tokenizer = self._model, self._tokenizer
+        prompt, options = job.prompt, job.options
         kwargs = _generate_kwargs(options, self._stop_ids, tokenizer)
 
-        def run() -> None:
+        def run(sink: Sink[int]) -> None:
             import torch
             from transformers import DynamicCache, StoppingCriteriaList
 
-            try:
-                with self._generate_lock, torch.inference_mode():
-                    if options.seed is not None:
-                        torch.manual_seed(options.seed)
-                    prompt_ids = encoded["input_ids"][0].tolist()
-                    prefix = self._prefix
-                    taken, stats.reused_tokens = (
-                        prefix.take(prompt_ids) if prefix is not None else (None, 0)
-                    )
-                    # Without a config every layer keeps all its states, so any prefix can be
-                    # cropped back to; a sliding-window model still sees only its window,
-                    # because the attention mask (built from the config) enforces it.
-                    cache = taken if taken is not None else DynamicCache()
-                    output = model.generate(
-                        **encoded,
-                        **kwargs,
-                        cache=cache,
-                        return_dict_in_generate=True,
-                        streamer=_QueueStreamer(token_queue),
-                        stopping_criteria=StoppingCriteriaList([_EventStop(stop, halt)]),
-                    )
-                    # The cache now holds the prompt and the answer but the answer's last
-                    # token, which was never fed back; a stopped answer is just shorter.
-                    if prefix is not None:
-                        held = cache.get_seq_length()
-                        prefix.put(output.sequences[0, :held].tolist(), cache)
-            except BaseException as exc:  # re-raised in the consumer
-                # A cache taken out for this generation is not put back: after a failure
-                # its contents are unknown.
-                failure.append(exc)
-            finally:
-                token_queue.put(None)
+            with torch.inference_mode():
+                if options.seed is not None:
+                    torch.manual_seed(options.seed)
+                assert prompt.tokens is not None
+                # A cache taken out for this generation is put back only if it succeeds:
+                # after a failure its contents are unknown.
+                taken = self._reuse_prefix(prompt.tokens, job.stats)
+                # Without a config every layer keeps all its states, so any prefix can be
+                # cropped back to; a sliding-window model still sees only its window,
+                # because the attention mask (built from the config) enforces it.
+                cache = taken if taken is not None else DynamicCache()
+                output = model.generate(
+                    **prompt.encoded,
+                    **kwargs,
+                    cache=cache,
+                    return_dict_in_generate=True,
+                    streamer=_SinkStreamer(sink),
+                    stopping_criteria=StoppingCriteriaList([_EventStop(job.stop, sink.stopping)]),
+                )
+                # The cache now holds the prompt and the answer but the answer's last
+                # token, which was never fed back; a stopped answer is just shorter.
+                held = cache.get_seq_length()
+                self._keep_prefix(output.sequences[0, :held].tolist(), cache)
 
-        started = time.perf_counter()
-        worker = threading.Thread(target=run, name="phichat-generate", daemon=True)
-        worker.start()
         ids: list[int] = []
         emitted = ""
-        try:
-            while True:
-                try:
-                    token = token_queue.get(timeout=_POLL_S)
-                except queue.Empty:
-                    if stop.is_set():
-                        halt.set()
-                    continue
-                if token is None:
-                    break
+        with Stream(run, name="phichat-generate", stop=job.stop, join_s=None) as tokens:
+            for token in tokens:
                 if token in self._stop_ids:
                     continue
-                if not ids:
-                    stats.ttft_s = time.perf_counter() - started
                 ids.append(token)
-                stats.new_tokens = len(ids)
                 text = tokenizer.decode(ids, skip_special_tokens=True)
                 # A token can end inside a multi-byte character; wait for the rest of it.
                 if text.endswith("\ufffd") or not text.startswith(emitted):
+                    yield ""
                     continue
                 piece, emitted = text[len(emitted) :], text
-                if piece:
-                    yield piece
-        finally:
-            halt.set()
-            worker.join()
-            stats.total_s = time.perf_counter() - started
-        if failure:
-            raise PhichatError(f"generation failed: {_first_line(failure[0])}") from failure[0]
+                yield piece
 
 
 def _generate_kwargs(
@@ -328,15 +264,10 @@ def _stop_token_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-class _QueueStreamer:
+class _SinkStreamer:
     """Receives token ids from ``generate()``; the first call carries the prompt and is skipped."""
 
-    def __init__(self, sink: queue.Queue[int | None]) -> None:
+    def __init__(self, sink: Sink[int]) -> None:
         self._sink = sink
         self._prompt_seen = False
 
@@ -348,7 +279,7 @@ class _QueueStreamer:
             self._sink.put(int(token_id))
 
     def end(self) -> None:
-        """The worker thread signals the end itself, after generate() returns or fails."""
+        """The thread bridge sees the end itself, when generate() returns or fails."""
 
 
 class _EventStop:

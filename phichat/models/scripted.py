@@ -7,16 +7,24 @@ not Phi-3's answers. It never claims to be Phi-3: ``describe()`` says "scripted"
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 
-from phichat.models.base import ChatMessage, GenerationOptions, GenerationStats, ProgressCallback
+from phichat.models.base import (
+    BackendBase,
+    ChatMessage,
+    Generation,
+    ProgressCallback,
+    Prompt,
+)
 
 Reply = str | Callable[[list[ChatMessage]], str]
 
 
-class ScriptedModel:
+class ScriptedModel(BackendBase):
+    # Tests run its streams side by side (a stopped turn still saving, a served queue).
+    one_generation_at_a_time = False
+
     def __init__(
         self,
         replies: list[Reply] | None = None,
@@ -26,14 +34,13 @@ class ScriptedModel:
         load_delay_s: float = 0.0,
         load_error: Exception | None = None,
     ) -> None:
-        self.name = "scripted"
+        super().__init__("scripted")
         self._replies = list(replies or ["This is a scripted answer."])
         self._window = context_window
         self.token_delay_s = token_delay_s
         self.load_delay_s = load_delay_s
         self.load_error = load_error
         self._loaded = False
-        self.load_s = 0.0
         self.prompts: list[list[ChatMessage]] = []  # every prompt it was given, for assertions
 
     @property
@@ -47,17 +54,15 @@ class ScriptedModel:
     def describe(self) -> dict[str, str]:
         return {"model": self.name, "device": "none", "dtype": "scripted"}
 
-    def load(self, progress: ProgressCallback | None = None) -> None:
-        if self._loaded:
-            return
-        if progress:
-            progress("loading scripted model", 0.0)
+    def _require(self) -> None:
+        """Nothing to require: with no weights, it answers whether loaded or not."""
+
+    def _load(self, progress: ProgressCallback) -> None:
+        progress("loading scripted model", 0.0)
         time.sleep(self.load_delay_s)
         if self.load_error is not None:
             raise self.load_error
         self._loaded = True
-        if progress:
-            progress("ready", 1.0)
 
     @staticmethod
     def tokenize(text: str) -> list[str]:
@@ -71,20 +76,15 @@ class ScriptedModel:
         # Two tokens of chat-template overhead per message, plus the generation prompt.
         return sum(self.count_text_tokens(m["content"]) + 2 for m in messages) + 1
 
-    def stream(
-        self,
-        messages: list[ChatMessage],
-        options: GenerationOptions,
-        stop: threading.Event,
-        stats: GenerationStats | None = None,
-    ) -> Iterator[str]:
+    def _prompt(self, messages: list[ChatMessage]) -> Prompt:
+        return Prompt(list(messages), self.count_tokens(messages))
+
+    def _generate(self, job: Generation) -> Iterator[str]:
+        messages, stop = job.prompt.messages, job.stop
         self.prompts.append(list(messages))
         reply = self._replies.pop(0) if len(self._replies) > 1 else self._replies[0]
         text = reply(messages) if callable(reply) else reply
-        stats = stats if stats is not None else GenerationStats()
-        stats.prompt_tokens = self.count_tokens(messages)
-        started = time.perf_counter()
-        for index, piece in enumerate(self.tokenize(text)[: options.max_new_tokens]):
+        for piece in self.tokenize(text)[: job.options.max_new_tokens]:
             if stop.is_set():
                 break
             if self.token_delay_s:
@@ -92,8 +92,4 @@ class ScriptedModel:
                 stop.wait(self.token_delay_s)
                 if stop.is_set():
                     break
-            if index == 0:
-                stats.ttft_s = time.perf_counter() - started
-            stats.new_tokens = index + 1
             yield piece
-        stats.total_s = time.perf_counter() - started

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Phi-3 ends an answer with <|end|>; <|endoftext|> ends a document, and a model that
+# starts a new <|assistant|> turn has finished its own. Every backend stops at these: the
+# transformers backend looks their ids up in its tokenizer (32007, 32000 and 32001 in the
+# real one), llama.cpp's worker in the file's vocabulary, and servers are sent them as
+# ``stop`` strings.
+STOP_TOKENS = ("<|end|>", "<|endoftext|>", "<|assistant|>")
+
 
 class StopScanner:
+    """Feed streamed pieces in; get back the text to show, cut before the first stop."""
+
     def __init__(self, stops: Sequence[str]) -> None:
         self._stops = [stop for stop in stops if stop]
         self._held = ""

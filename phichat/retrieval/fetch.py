@@ -16,9 +16,11 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from phichat import threads
 from phichat.retrieval.search import USER_AGENT
 from phichat.retrieval.types import FetchedPage
 from phichat.retrieval.urlguard import UrlRefused, check_url
@@ -137,38 +139,6 @@ def _media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-async def _in_daemon_thread(work: Callable[..., object], *args: object) -> object:
-    """Run blocking ``work`` (a DNS lookup) in a daemon thread and await its result.
-
-    Not asyncio.to_thread: a lookup cannot be interrupted, and the default executor's
-    threads are joined both when asyncio.run() closes the loop and at interpreter exit,
-    so one stuck lookup would hold up Esc, the fetch deadline and quitting until it
-    finished. An abandoned daemon thread just ends on its own.
-    """
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[object] = loop.create_future()
-
-    def settle(result: object, error: BaseException | None) -> None:
-        if outcome.done():
-            return
-        if error is not None:
-            outcome.set_exception(error)
-        else:
-            outcome.set_result(result)
-
-    def run() -> None:
-        try:
-            result, error = work(*args), None
-        except BaseException as exc:
-            result, error = None, exc
-        # The loop may be closed already (the fetch was stopped): then nobody is waiting.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=run, name="phichat-resolve", daemon=True).start()
-    return await outcome
-
-
 def _request_to(client: httpx.AsyncClient, url: str, address: str | None) -> httpx.Request:
     """A GET for ``url`` that connects to the vetted ``address`` when one is given.
 
@@ -220,10 +190,13 @@ async def _fetch_one(client: httpx.AsyncClient, url: str, limits: FetchLimits) -
     current = url
     for _hop in range(limits.max_redirects + 1):
         try:
-            vetted = await _in_daemon_thread(check_url, current, limits.allow_private)
+            # Not asyncio.to_thread: a stuck lookup would then hold up Esc, the fetch
+            # deadline and quitting, which join the default executor's threads.
+            addresses = await threads.call_async(
+                partial(check_url, current, limits.allow_private), name="phichat-resolve"
+            )
         except UrlRefused as exc:
             raise PageFailed(f"refused: {exc}") from None
-        addresses = vetted if isinstance(vetted, list) else []
         response = await _send_to_first_reachable(client, current, addresses)
         try:
             if response.status_code in _REDIRECT_CODES and "location" in response.headers:

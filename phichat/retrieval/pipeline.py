@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from typing import TypeVar
 
+from phichat import threads
 from phichat.config import Settings
 from phichat.domain import Source
 from phichat.errors import SearchUnavailable
@@ -39,11 +39,9 @@ from phichat.retrieval.types import (
 from phichat.retrieval.window import sentence_windows
 
 SEARCH_CACHE_FILE = "search-cache.json"
-_STOP_POLL_S = 0.05
 # Pages holding this many times the budget in text are enough to rank: once they are
 # read, slower pages get FetchLimits.grace seconds more, not the whole fetch deadline.
 ENOUGH_TEXT_FACTOR = 2
-T = TypeVar("T")
 
 
 def _plural(count: int, word: str) -> str:
@@ -70,32 +68,6 @@ def select_passages(
             windows.extend(sentence_windows(page))
     ranked = rank_windows(query, windows, embedder, stop=stop)
     return pack(ranked, budget)
-
-
-def _unless_stopped(work: Callable[[], T], stop: threading.Event) -> T | None:
-    """``work()`` in a daemon thread; None as soon as ``stop`` is set, without waiting.
-
-    Extraction cannot be interrupted inside the parser. Its cost per page is bounded
-    (see extract.py), and a stop abandons the page being read rather than waiting on it.
-    """
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work())
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="phichat-extract", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        if stop.wait(_STOP_POLL_S):
-            return None
-        worker.join(0)
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 class WebRetriever:
@@ -174,7 +146,12 @@ class WebRetriever:
         stop = stop or threading.Event()
         pages = []
         for raw, result in zip(fetched, results, strict=True):
-            page = None if stop.is_set() else _unless_stopped(partial(extract_page, raw), stop)
+            # The parser cannot be interrupted (its cost per page is bounded, see
+            # extract.py): a stop abandons the page being read rather than waiting on it.
+            extract = partial(extract_page, raw)
+            page = (
+                None if stop.is_set() else threads.call(extract, name="phichat-extract", stop=stop)
+            )
             if page is None:
                 pages.append(Page(url=raw.url, error=raw.error or "stopped"))
                 continue

@@ -8,13 +8,14 @@ while (the pause doubles each time it happens again), and results are cached on 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from phichat import __version__
-from phichat.config import Settings
+from phichat.config import SafeSearch, Settings, TimeLimit
 from phichat.errors import ConfigError, SearchUnavailable
 from phichat.retrieval.searchcache import SearchCache
 from phichat.retrieval.searchproblems import (
@@ -124,7 +125,10 @@ class DuckDuckGoSearch:
     """
 
     def __init__(
-        self, region: str = "us-en", safesearch: str = "moderate", timelimit: str | None = None
+        self,
+        region: str = "us-en",
+        safesearch: SafeSearch = "moderate",
+        timelimit: TimeLimit | None = None,
     ) -> None:
         self.region = region
         self.safesearch = safesearch
@@ -218,7 +222,11 @@ class SearxngSearch:
 
     @property
     def cache_key(self) -> str:
-        return f"searxng|{self.base_url}|{self.language}|{self.safesearch}|{self.timelimit or ''}"
+        # The cache is a file on disk: name the instance by its redacted address plus a
+        # digest of the full one, so credentials in the URL are never written there.
+        digest = hashlib.sha256(self.base_url.encode()).hexdigest()[:16]
+        instance = f"{self.shown}#{digest}"
+        return f"searxng|{instance}|{self.language}|{self.safesearch}|{self.timelimit or ''}"
 
     def search(self, query: str, max_results: int) -> list[SearchResult]:
         import httpx
@@ -353,7 +361,7 @@ class CachedSearch:
             _, strikes = self.cache.rate_limit(self.engine.cache_key)
         else:
             strikes = self._strikes
-        pause = min(BACKOFF_FIRST_S * 2**strikes, BACKOFF_MAX_S)
+        pause = min(BACKOFF_FIRST_S * 2.0**strikes, BACKOFF_MAX_S)
         until = self._now() + pause
         if self.cache is not None:
             self.cache.set_rate_limit(self.engine.cache_key, until, strikes + 1)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from phichat.retrieval.types import SearchResult
 
@@ -23,6 +24,9 @@ DEFAULT_TTL_S = 6 * 3600.0
 DEFAULT_MAX_ENTRIES = 200
 # Rate-limit records live in the same file under keys no query key can start with.
 _RATE_LIMIT_PREFIX = "!rate-limit|"
+
+# An entry as read back from the JSON file: untyped, so every read checks its shape first.
+Entry = dict[str, Any]
 
 
 class SearchCache:
@@ -39,14 +43,14 @@ class SearchCache:
         self._clock = clock
         self._lock = threading.Lock()
 
-    def _read(self) -> dict[str, dict]:
+    def _read(self) -> dict[str, Entry]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
 
-    def _write(self, data: dict[str, dict]) -> None:
+    def _write(self, data: dict[str, Entry]) -> None:
         # Write a temporary file and rename it, so a crash never leaves half a cache.
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

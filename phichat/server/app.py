@@ -19,7 +19,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -396,12 +396,12 @@ class ChatHandler(BaseHTTPRequestHandler):
 
     def _generate(
         self, request: protocol.ChatRequest, stop: threading.Event, stats: GenerationStats
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """The model's pieces, cut at the client's own stop sequences."""
         scanner = StopScanner(request.stop)
         pieces = self.server.model.stream(request.messages, request.options, stop, stats)
         # Leaving early ends the model's stream (and its worker) right here.
-        with _closed_after(pieces), closing(DisconnectProbe(self.connection)) as probe:
+        with closing(pieces), closing(DisconnectProbe(self.connection)) as probe:
             for piece in pieces:
                 if probe.client_left():
                     stop.set()
@@ -452,7 +452,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         pieces = self._generate(request, stop, stats)
         try:
             send(protocol.chunk(ident, request.model, {"role": "assistant", "content": ""}))
-            with _closed_after(pieces):
+            with closing(pieces):
                 for piece in pieces:
                     send(protocol.chunk(ident, request.model, {"content": piece}))
             finish = _finish_reason(stats, request)
@@ -547,17 +547,6 @@ class ChatHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # The request line is client-controlled text: one_line strips control characters.
         self._log(format % args)
-
-
-@contextmanager
-def _closed_after(pieces: Iterator[str]) -> Iterator[None]:
-    """closing() for a stream typed as a plain iterator (a generator has close())."""
-    try:
-        yield
-    finally:
-        close = getattr(pieces, "close", None)
-        if close is not None:
-            close()
 
 
 def _finish_reason(stats: GenerationStats, request: protocol.ChatRequest) -> str:

@@ -175,7 +175,7 @@ class ConversationStore:
         if not wanted:
             raise NotFound("give a conversation id (see `phichat history`)")
         with self._using(write=False) as db:
-            matches = [
+            matches: list[str] = [
                 row["id"]
                 for row in db.execute(
                     "SELECT id FROM conversations WHERE substr(id, 1, ?) = ? ORDER BY id",

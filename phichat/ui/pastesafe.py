@@ -11,12 +11,16 @@ and the text is scrambled. A pasted ``ESC CR`` would even press Enter.
 every ESC that does not begin the paste's closing marker becomes ``PASTED_ESC``, a Unicode
 noncharacter the parser takes as plain text. The whole paste then reaches the app as one
 ``Paste`` event, and ``clean_paste`` turns its escape sequences into nothing.
+
+The same drivers decode input strictly as UTF-8; ``lenient_decoder`` replaces a byte that
+is not UTF-8 instead of letting it kill the input thread.
 """
 
 from __future__ import annotations
 
+import codecs
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from textual._xterm_parser import XTermParser
 from textual.message import Message
@@ -112,6 +116,24 @@ def install_paste_guard() -> None:
         modules.append(win32)
     for module in modules:
         module.XTermParser = PasteSafeParser  # type: ignore[attr-defined]  # set at run time
+    # The POSIX drivers also look their input decoder up by name in their own module.
+    for module in (linux_driver, linux_inline_driver):
+        module.getincrementaldecoder = lenient_decoder  # type: ignore[attr-defined]
+
+
+def lenient_decoder(encoding: str) -> Callable[..., codecs.IncrementalDecoder]:
+    """An incremental decoder factory that turns invalid bytes into U+FFFD.
+
+    Textual decodes terminal input strictly, so one byte that is not UTF-8 (a paste from a
+    Latin-1 terminal, a stray meta key) raises inside its input thread and the keyboard
+    goes dead. Replacing the byte keeps the app usable, and the text shows where it was.
+    """
+    decoder_class = codecs.getincrementaldecoder(encoding)
+
+    def make(errors: str = "strict") -> codecs.IncrementalDecoder:
+        return decoder_class(errors="replace")
+
+    return make
 
 
 def clean_paste(text: str) -> str:

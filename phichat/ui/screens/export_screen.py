@@ -12,6 +12,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from phichat.ui.widgets.plain_input import PlainInput
+
 
 class ExportScreen(ModalScreen[Path | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -28,7 +30,7 @@ class ExportScreen(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog small-dialog"):
             yield Static(Text(self._title, style="bold"))
-            yield Input(str(self._default), id="path-input")
+            yield PlainInput(str(self._default), id="path-input")
             yield Static(Text("Enter writes the file, Esc cancels.", style="dim"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

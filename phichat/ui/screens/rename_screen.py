@@ -11,6 +11,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from phichat.textsafe import strip_control
+from phichat.ui.widgets.plain_input import PlainInput
+
 
 class RenameScreen(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -24,12 +27,13 @@ class RenameScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog small-dialog"):
             yield Static(Text("Rename the conversation", style="bold"))
-            yield Input(self._title, id="title-input", select_on_focus=True)
+            yield PlainInput(self._title, id="title-input", select_on_focus=True)
             yield Static(Text("Enter saves, Esc cancels.", style="dim"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        title = " ".join(event.value.split())
+        # Typed keys are printable, but a value can come from anywhere: keep the title text.
+        title = " ".join(strip_control(event.value).split())
         self.dismiss(title or None)
 
     def action_cancel(self) -> None:

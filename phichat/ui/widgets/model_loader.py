@@ -10,10 +10,10 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from phichat import threads
 from phichat.errors import PhichatError
 from phichat.models.base import ChatModel
 from phichat.textsafe import one_line
-from phichat.ui.background import DaemonRun
 
 
 class ModelLoader(Widget):
@@ -66,8 +66,12 @@ class ModelLoader(Widget):
             if not worker.is_cancelled:
                 self.post_message(self.Progressed(description, fraction))
 
-        run = DaemonRun(lambda: model.load(progress), name="phichat-model-load")
-        run.wait(lambda: worker.is_cancelled)
+        # A load cannot be interrupted: quitting walks away from its daemon thread.
+        threads.call(
+            lambda: model.load(progress),
+            name="phichat-model-load",
+            stop=lambda: worker.is_cancelled,
+        )
         if worker.is_cancelled:
             return
         self.ready.set()

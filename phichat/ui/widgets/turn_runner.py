@@ -17,12 +17,12 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from phichat import threads
 from phichat.chat.compare import CompareDone, CompareEvent, SideEvent
 from phichat.chat.events import Done, Event, Failed, SourcesReady, Status, Token
 from phichat.domain import Message as ChatMessage
 from phichat.domain import Source
 from phichat.textsafe import one_line
-from phichat.ui.background import DaemonIterator
 
 
 class TurnRunner(Widget):
@@ -158,9 +158,9 @@ class TurnRunner(Widget):
                     self.post_message(self.Failed(turn_id, reason, never_started=True))
                     return
 
-        stream = DaemonIterator(lambda: events(stop), name=f"phichat-turn-{turn_id}")
-        self._previous = stream.thread
-        for event in stream.items(gone):
+        stream = threads.iterate(lambda: events(stop), name=f"phichat-turn-{turn_id}", stop=gone)
+        self._previous = stream.producer.thread
+        for event in stream:
             self.post_message(self._translate(turn_id, event))
 
     @classmethod
