@@ -171,6 +171,11 @@ def main() -> int:
     )
     parser.add_argument("--query", default="Which trail leads to the summit station?")
     parser.add_argument(
+        "--typed-query",
+        default="How long is the walk from town to the summit station?",
+        help="a question asking for a kind of answer (a duration), so typed windows are embedded",
+    )
+    parser.add_argument(
         "--drip", action="store_true", help="add a page that sends one byte every 0.5 s"
     )
     args = parser.parse_args()
@@ -181,9 +186,14 @@ def main() -> int:
     from phichat.retrieval.chunk import chunk_page
     from phichat.retrieval.embedder import shared_embedder
     from phichat.retrieval.pipeline import WebRetriever
-    from phichat.retrieval.rank import WindowWeights, rank_all_by_embedding
+    from phichat.retrieval.rank import (
+        WindowWeights,
+        _dedupe,
+        rank_all_by_embedding,
+        typed_windows,
+    )
     from phichat.retrieval.search import SearxngSearch
-    from phichat.retrieval.types import PackBudget
+    from phichat.retrieval.types import PackBudget, Retrieval
     from phichat.retrieval.window import sentence_windows
 
     server, base = start_server(args.pages, args.delay, args.html_dir, args.drip)
@@ -203,13 +213,20 @@ def main() -> int:
     load_s = time.perf_counter() - started
 
     query = args.query
-    runs = []
-    for _ in range(args.runs):
-        retriever = WebRetriever(settings, engine=SearxngSearch(base), embedder=embedder)
-        retrieval = retriever.retrieve(
-            query, PackBudget(settings.context_chars), lambda *_: None, threading.Event()
-        )
-        runs.append(retrieval)
+
+    def retrieve_runs(question: str) -> list[Retrieval]:
+        done = []
+        for _ in range(args.runs):
+            retriever = WebRetriever(settings, engine=SearxngSearch(base), embedder=embedder)
+            done.append(
+                retriever.retrieve(
+                    question, PackBudget(settings.context_chars), lambda *_: None, threading.Event()
+                )
+            )
+        return done
+
+    runs = retrieve_runs(query)
+    typed_runs = retrieve_runs(args.typed_query)
     pages = [page for page in runs[-1].pages if page.fetched_ok]
     chunks = [chunk for page in pages for chunk in chunk_page(page)]
     windows = [window for page in pages for window in sentence_windows(page)]
@@ -225,7 +242,11 @@ def main() -> int:
         return statistics.median(run.timings[key] for run in runs)
 
     words = sum(len(page.text.split()) for page in pages)
-    candidates = min(WindowWeights().candidates, len(windows))
+    weights = WindowWeights()
+    candidates = min(weights.candidates, len(windows))
+    typed = len(typed_windows(args.typed_query, _dedupe(windows)))
+    typed_extra = min(weights.typed_candidates, typed)
+    typed_rank_s = statistics.median(run.timings["rank_s"] for run in typed_runs)
     print(
         f"{len(pages)} pages ({words} words, {len(windows)} sentence windows), "
         f"{args.delay:g} s delay per "
@@ -237,6 +258,12 @@ def main() -> int:
         ("extract (trafilatura)", median("extract_s")),
         (f"windows + rank (BM25, MiniLM on {candidates}, RRF) + pack", median("rank_s")),
         ("extract + rank together", median("extract_s") + median("rank_s")),
+        (
+            f"windows + rank for a 'how long' question (MiniLM on {candidates}"
+            f" + up to {typed_extra} typed) + pack",
+            typed_rank_s,
+        ),
+        ("extract + rank together, 'how long' question", median("extract_s") + typed_rank_s),
         ("total retrieve()", median("total_s")),
         (f"for comparison: embed all {len(chunks)} 90-word chunks", statistics.median(embed_all)),
         ("one-time: load MiniLM", load_s),

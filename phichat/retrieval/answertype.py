@@ -1,0 +1,120 @@
+"""Expected answer types: a question that asks "how far" is answered by a distance.
+
+Questions as people ask them share few words with the sentence that answers them
+("How far do the keys go down?" against "the key travel is one millimeter"), but they
+do say what kind of thing the answer is. Classic question answering uses that: a
+sentence holding a measurement, a date or a person's name is more likely to answer a
+question asking for one. Ranking uses it twice: such windows a little below the keyword
+candidates are embedded too, and they get a small bonus in the fused score.
+
+The patterns are deliberately generic (English question words, SI and imperial units,
+currencies, weekdays and months); nothing here knows about particular pages.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+AnswerKind = Literal["count", "measure", "time", "person"]
+
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    "sixteen|seventeen|eighteen|nineteen|twenty|thirty|"
+    "forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|trillion|"
+    "dozen|half|a few|several"
+)
+_NUMBER = rf"(?:\d[\d,]*(?:\.\d+)?|(?:{_NUMBER_WORDS}))"
+# Units a measured answer is given in: length, weight, time, speed, money, data,
+# compute, power, energy, area, volume, temperature.
+_UNITS = (
+    "miles?|mi|km|kilomet(?:er|re)s?|met(?:er|re)s?|m|cm|centimet(?:er|re)s?|mm|millimet(?:er|re)s?|"
+    "inch(?:es)?|feet|foot|ft|yards?|nautical|"
+    "tons?|tonnes?|kg|kilograms?|grams?|pounds?|lbs?|ounces?|oz|"
+    "seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|months?|years?|decades?|"
+    "centur(?:y|ies)|"
+    "mph|km/h|kph|knots?|"
+    "dollars?|euros?|cents?|pence|yen|yuan|rupees?|francs?|"
+    "bytes?|kb|mb|gb|tb|kib|mib|gib|tib|kilobytes?|megabytes?|gigabytes?|terabytes?|bits?|mbps|gbps|"
+    "flops?|gflops?|tflops?|teraflops?|gigaflops?|petaflops?|hz|khz|mhz|ghz|cores?|"
+    "psi|bars?|millibars?|watts?|kw|mw|gw|kwh|mwh|horsepower|hp|volts?|amps?|calories?|kcal|joules?|"
+    "acres?|hectares?|square|sq|"
+    "lit(?:er|re)s?|ml|gallons?|cups?|"
+    "degrees?|°[cf]?|percent|per\\s+cent|%|times"
+)
+_MEASURE = re.compile(
+    rf"(?:[$£€¥₹]\s?\d|\b(?:usd|eur|gbp)\s?\d|\b{_NUMBER}(?:\s|-)?(?:[a-z]+\s)?(?:{_UNITS})\b|\d\s?%|"
+    r"\b(?:once|twice)\b)",
+    re.IGNORECASE,
+)
+_COUNT = re.compile(rf"\b{_NUMBER}\b", re.IGNORECASE)
+_TIME = re.compile(
+    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekends?|"
+    r"january|february|march|april|june|july|august|september|october|november|december|"
+    r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|may\s+\d|noon|midnight|"
+    r"(?:1[5-9]|20)\d\d|\d{1,2}[:.]\d\d|\d{1,2}\s?(?:a\.?m\b\.?|p\.?m\b\.?))",
+    re.IGNORECASE,
+)
+# A capitalised word followed by another (name particles allowed in between), not at the
+# start of the sentence: "developed by Laurens van der Maaten and Geoffrey Hinton".
+_NAME = re.compile(
+    r"(?<=[a-z,;:(] )[A-Z][a-z'’\-]+(?: (?:van|von|der|de|da|di|del|la|le|bin|al))* [A-Z][a-z'’\-]+"
+)
+
+# "when" and "who" ask only where they open a question or a clause; elsewhere they
+# are a conjunction ("keys go down when you type") or a relative ("the man who").
+_OPENS = r"(?:^|[.?!,;:]\s+|\band\s+|\bor\s+)"
+
+_QUESTION_KINDS: tuple[tuple[re.Pattern[str], AnswerKind], ...] = (
+    (
+        re.compile(r"\bhow many\b|\b(?:death )?toll\b|\bwhat(?: is| was)?(?: the)? number\b"),
+        "count",
+    ),
+    (
+        re.compile(
+            r"\bhow (?:much|far|long|tall|high|deep|wide|big|large|heavy|fast|quick(?:ly)?|"
+            r"old|often|soon|hot|cold|warm|expensive|cheap|powerful|strong|loud|thick|"
+            r"small|short|frequent(?:ly)?)\b|\bwhat(?: is| was| are| were)?(?: the)? "
+            r"(?:price|cost|size|length|height|weight|distance|speed|population|percentage|"
+            r"share|rate|temperature|capacity|fee|budget|amount|area|depth|width|duration)\b"
+        ),
+        "measure",
+    ),
+    (
+        re.compile(
+            _OPENS
+            + r"when\b|\b(?:what|which)(?: \w+)? (?:time|times|day|days|date|dates|year|month|"
+            r"weekday|hour|hours|season|century)\b|\bhow long\b|\bweekdays?\b|\bday of the week\b"
+        ),
+        "time",
+    ),
+    (
+        re.compile(
+            _OPENS + r"whom?\b|\b(?:which|what) (?:\w+ )?(?:person|people|researchers?|"
+            r"scientists?|inventors?|authors?|founders?|designers?|architects?|players?|"
+            r"artists?|writers?|actors?|actress(?:es)?|singers?|chefs?|owners?|"
+            r"directors?|engineers?|winners?|champions?)\b"
+        ),
+        "person",
+    ),
+)
+
+
+def expected_kinds(question: str) -> frozenset[AnswerKind]:
+    """The kinds of answer the question asks for; empty when it does not say."""
+    text = question.lower()
+    return frozenset(kind for pattern, kind in _QUESTION_KINDS if pattern.search(text))
+
+
+def answer_kinds(sentence: str) -> frozenset[AnswerKind]:
+    """The kinds of answer a sentence could give: a count, a measurement, a time, a name."""
+    kinds: set[AnswerKind] = set()
+    if _COUNT.search(sentence):
+        kinds.add("count")
+    if _MEASURE.search(sentence):
+        kinds.add("measure")
+    if _TIME.search(sentence):
+        kinds.add("time")
+    if _NAME.search(sentence):
+        kinds.add("person")
+    return frozenset(kinds)
