@@ -193,6 +193,11 @@ def run_turn(session: Any, conversation: Any, question: str, query: str) -> Turn
     session.retrieval_query = original
     assert message is not None
     timings = message.timings
+    if not first_at:
+        # Random weights can pick tokens that the benchmark's smaller tokenizer decodes to
+        # nothing (ids past its vocabulary), so no Token event comes. The backend still
+        # timed its first generated token from the start of generation.
+        first_at = thinking_at + float(timings.get("ttft_s", 0.0) or 0.0)
     figures.retrieval_s = (sources_at - started) - figures.query_s
     figures.prefill_s = first_at - thinking_at
     figures.ttft_s = first_at - started
