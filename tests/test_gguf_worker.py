@@ -322,7 +322,9 @@ async def test_the_app_says_llama_cpp_crashed_and_carries_on(
     from ui_support import make_app, send
 
     model = CrashingOnce(str(tiny_gguf), threads=1)
-    app = make_app(tmp_path, model=model, max_new_tokens=40)
+    # A long answer: the tiny model writes 40 tokens in a few milliseconds, so on a busy
+    # machine the worker could finish it before the kill lands and no crash would be seen.
+    app = make_app(tmp_path, model=model, max_new_tokens=400)
     async with app.run_test(size=(100, 30)) as pilot:
         await send(pilot, app, "Plan a day in Belize City.")
         crashed = app.conversation.messages[-1]
