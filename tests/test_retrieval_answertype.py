@@ -61,6 +61,16 @@ def test_measurements_times_and_names_are_recognised_in_page_sentences() -> None
     assert "time" in answer_kinds("Doors open at 9.30 a.m. on Tuesday.")
 
 
+def test_a_name_opening_a_sentence_is_a_person() -> None:
+    # The subject of "won" is the answer to "who won".
+    assert "person" in answer_kinds("Mary Okafor, a teacher, won the chili contest.")
+    assert "person" in answer_kinds('"Ivan Petrov won the race," the paper said.')
+    # Sentences open with capitalised words that are no names all the time.
+    for sentence in ("The Louvre opens at nine.", "After Lunch the tour resumes."):
+        assert "person" not in answer_kinds(sentence)
+    assert "person" not in answer_kinds("Ferries leave from the pier.")
+
+
 def _page(url: str, *sentences: str) -> Page:
     blocks = tuple(Block(sentence) for sentence in sentences)
     return Page(url=url, title="Guide", fetched_ok=True, blocks=blocks)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from phichat.retrieval.bm25 import STOPWORDS
+
 AnswerKind = Literal["count", "measure", "time", "person"]
 
 _NUMBER_WORDS = (
@@ -57,9 +59,16 @@ _TIME = re.compile(
 )
 # A capitalised word followed by another (name particles allowed in between), not at the
 # start of the sentence: "developed by Laurens van der Maaten and Geoffrey Hinton".
-_NAME = re.compile(
-    r"(?<=[a-z,;:(] )[A-Z][a-z'’\-]+(?: (?:van|von|der|de|da|di|del|la|le|bin|al))* [A-Z][a-z'’\-]+"
-)
+_NAME_PARTS = r"[A-Z][a-z'’\-]+(?: (?:van|von|der|de|da|di|del|la|le|bin|al))* [A-Z][a-z'’\-]+"
+_NAME = re.compile(r"(?<=[a-z,;:(] )" + _NAME_PARTS)
+# The same at the very start of a sentence ("Ada Lovelace wrote the first program"): the
+# usual place of the subject, so of the person a "who" question asks about. Only when the
+# first word is not one that opens sentences anyway ("The Louvre", "After Lunch").
+_OPENING_NAME = re.compile(r"^[\"'“‘(]?(" + _NAME_PARTS + ")")
+_OPENER_TEXT = """
+    all both each every many no not his her hers mine ours yours after before during since
+    until while although though because once unlike like despite today yesterday tomorrow"""
+_OPENERS = STOPWORDS | frozenset(_OPENER_TEXT.split())
 
 # "when" and "who" ask only where they open a question or a clause; elsewhere they
 # are a conjunction ("keys go down when you type") or a relative ("the man who").
@@ -115,6 +124,11 @@ def answer_kinds(sentence: str) -> frozenset[AnswerKind]:
         kinds.add("measure")
     if _TIME.search(sentence):
         kinds.add("time")
-    if _NAME.search(sentence):
+    if _NAME.search(sentence) or _opens_with_a_name(sentence):
         kinds.add("person")
     return frozenset(kinds)
+
+
+def _opens_with_a_name(sentence: str) -> bool:
+    match = _OPENING_NAME.match(sentence)
+    return match is not None and match.group(1).split()[0].lower() not in _OPENERS
