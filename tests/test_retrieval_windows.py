@@ -113,11 +113,44 @@ def test_packing_windows_never_repeats_a_sentence_and_joins_neighbours() -> None
     ]
 
 
-def test_a_window_too_big_for_the_room_left_packs_its_centre_sentence() -> None:
+def test_a_window_too_big_for_the_room_left_packs_its_centre_and_the_neighbours_that_fit() -> None:
     windows = sentence_windows(small_page())
     budget = PackBudget(max_chars=len(pack([Passage(windows[2], 1.0)], PackBudget(10_000))[0]) - 5)
     text, _ = pack([Passage(windows[2], 1.0)], budget)
-    assert "It takes two hours." in text and "ferry" not in text and len(text) <= budget.max_chars
+    assert "It takes two hours." in text and len(text) <= budget.max_chars
+    assert ("The ferry leaves at nine." in text) != ("Tickets are sold on board." in text)
+
+
+def guide_page(url: str, facts: list[str]) -> Page:
+    """A page where each fact sits between two long sentences of filler."""
+    filler = "The old harbour district has narrow streets, painted houses and a quiet square"
+    sentences = []
+    for n, fact in enumerate(facts):
+        sentences += [f"{filler} number {2 * n}.", fact, f"{filler} number {2 * n + 1}."]
+    return Page(url=url, title="Guide", fetched_ok=True, blocks=(Block(" ".join(sentences)),))
+
+
+def test_a_small_budget_takes_the_next_hits_centres_before_the_first_hits_neighbours() -> None:
+    facts = ["The ferry leaves at nine.", "The museum opens at ten.", "The tram costs two euros."]
+    windows = sentence_windows(guide_page("https://a.example/", facts))
+    # The windows built around the three facts, best first, then the filler.
+    centred = [w for w in windows if w.sentences[w.centre] in facts]
+    ranked = [Passage(w, 1.0 - n / 10) for n, w in enumerate(centred)]
+    one_window = len(pack(ranked[:1], PackBudget(10_000))[0])
+    text, _ = pack(ranked, PackBudget(max_chars=one_window))
+    # Packing windows whole would spend this budget on the first fact and its filler.
+    assert all(fact in text for fact in facts) and len(text) <= one_window
+
+
+def test_neighbours_of_a_strong_hit_come_before_a_distant_weak_hit() -> None:
+    # Centres first, but not centres only: the best hit keeps the sentences around it.
+    facts = [f"Fact number {n} is here." for n in range(8)]
+    windows = sentence_windows(guide_page("https://a.example/", facts))
+    centred = [w for w in windows if w.sentences[w.centre] in facts]
+    ranked = [Passage(w, 1.0 - n / 10) for n, w in enumerate(centred)]
+    text, _ = pack(ranked, PackBudget(max_chars=700))
+    assert "number 0." in text and "number 1." in text  # around the best fact
+    assert "Fact number 7" not in text
 
 
 def test_embedding_stops_between_batches_once_stop_is_set() -> None:

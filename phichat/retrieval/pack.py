@@ -125,23 +125,20 @@ class _Packer:
         return self.budget.max_chars - len(self.text)
 
     def try_add(self, passage: Passage) -> bool:
-        return self.try_add_all([passage])
-
-    def try_add_all(self, passages: list[Passage]) -> bool:
-        """Add passages of one source together, or none of them."""
-        if sum(len(p.chunk.text) for p in passages) > self.room():
+        """Add the passage if the whole text still fits."""
+        if len(passage.chunk.text) > self.room():
             return False  # cannot fit: spare the render
-        url = passages[0].chunk.source_url
+        url = passage.chunk.source_url
         block = self.by_url.get(url)
         if block is None:
-            trial = [*self.blocks, _SourceBlock(url, passages[0].chunk.title, list(passages))]
+            trial = [*self.blocks, _SourceBlock(url, passage.chunk.title, [passage])]
         else:
-            block.passages.extend(passages)
+            block.passages.append(passage)
             trial = self.blocks
         text = render_blocks(trial)
         if not _fits(text, self.budget):
             if block is not None:
-                del block.passages[-len(passages) :]
+                block.passages.pop()
             return False
         if block is None:
             self.blocks = trial
@@ -150,52 +147,85 @@ class _Packer:
         return True
 
 
-def _sentence_passages(passage: Passage, packed: set[tuple[str, int]]) -> list[Passage]:
-    """A window's sentences not packed yet, each as a one-sentence passage."""
+# A window's neighbour sentences are packed as if the window ranked this many places
+# lower. The centre sentences of the next few windows come first, so a small budget holds
+# more distinct facts, while the context around a strong hit still comes before weak
+# hits (the README's figures: 0 packs each window whole, larger values starve the best
+# hit of the sentence that completes it).
+NEIGHBOUR_DELAY = 3
+
+
+@dataclass(order=True)
+class _Queued:
+    """A sentence waiting to be packed, ordered by the rank it is packed at."""
+
+    rank: float
+    window_rank: int
+    index: int
+    passage: Passage = field(compare=False)
+
+
+def _window_sentences(passage: Passage, rank: int, delay: float) -> Iterator[_Queued]:
+    """Each sentence of a window as a one-sentence passage: the centre at the window's
+    rank, its neighbours ``delay`` places lower."""
     chunk = passage.chunk
-    return [
-        Passage(
-            replace(chunk, text=text, position=index, sentences=(text,), centre=0), passage.score
-        )
-        for index, text in enumerate(chunk.sentences, start=chunk.position)
-        if (chunk.source_url, index) not in packed
-    ]
+    for offset, text in enumerate(chunk.sentences):
+        index = chunk.position + offset
+        sentence = replace(chunk, text=text, position=index, sentences=(text,), centre=0)
+        at = rank if offset == chunk.centre else rank + delay
+        yield _Queued(at, rank, index, Passage(sentence, passage.score))
 
 
-def _pack_window(packer: _Packer, passage: Passage, packed: set[tuple[str, int]]) -> None:
-    """The window's new sentences if they fit, else its centre sentence alone."""
-    fresh = _sentence_passages(passage, packed)
-    if not fresh:
-        return
-    centre = passage.chunk.position + passage.chunk.centre
-    attempts = [fresh] + [[p] for p in fresh if p.chunk.position == centre and len(fresh) > 1]
-    for attempt in attempts:
-        if packer.try_add_all(attempt):
-            packed.update((p.chunk.source_url, p.chunk.position) for p in attempt)
-            return
+class _SentenceQueue:
+    """Sentences of the windows seen so far, released once no later window can outrank them."""
+
+    def __init__(self, packer: _Packer, delay: float) -> None:
+        self.packer = packer
+        self.delay = delay
+        self.waiting: list[_Queued] = []
+        self.packed: set[tuple[str, int]] = set()
+
+    def add(self, passage: Passage, rank: int) -> None:
+        self.waiting.extend(_window_sentences(passage, rank, self.delay))
+        self.waiting.sort()
+        self.release(rank)
+
+    def release(self, up_to: float) -> None:
+        """Pack, best first, the waiting sentences due at or before ``up_to``."""
+        while self.waiting and self.waiting[0].rank <= up_to:
+            if self.packer.room() < _MIN_SENTENCE_CHARS:
+                return
+            sentence = self.waiting.pop(0).passage
+            key = (sentence.chunk.source_url, sentence.chunk.position)
+            if key not in self.packed and self.packer.try_add(sentence):
+                self.packed.add(key)
 
 
 def pack(ranked: Sequence[Passage], budget: PackBudget) -> tuple[str, list[Source]]:
     """The context text and its numbered sources, filled greedily in rank order.
 
-    A passage that would overflow the budget is cut to the leading sentences that fit
-    (when enough room is left for that to be worth it), else skipped for the next one, so
-    the end of the budget goes to the best remaining text rather than to nothing.
+    A sentence window is packed sentence by sentence, never repeating one: its centre at
+    its own rank, its neighbours NEIGHBOUR_DELAY places lower. A sentence or passage that
+    would overflow the budget is skipped for the next one; a plain passage is first cut
+    to the leading sentences that fit (when enough room is left for that to be worth it),
+    so the end of the budget goes to the best remaining text rather than to nothing.
     """
     packer = _Packer(budget)
-    packed: set[tuple[str, int]] = set()
-    for passage in ranked:
+    queue = _SentenceQueue(packer, NEIGHBOUR_DELAY)
+    for rank, passage in enumerate(ranked):
         if packer.room() < _MIN_SENTENCE_CHARS:
             break  # full: nothing useful fits any more
         if passage.chunk.sentences:
-            _pack_window(packer, passage, packed)
+            queue.add(passage, rank)
             continue
+        queue.release(rank)
         if packer.try_add(passage):
             continue
         if packer.room() >= _MIN_TRIMMED_CHARS:
             for shorter in _shortened(passage):
                 if packer.try_add(shorter):
                     break
+    queue.release(float("inf"))
     blocks = packer.blocks
     sources = [
         Source(
