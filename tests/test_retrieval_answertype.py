@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from webfixture import WEB_DIR
 
-from phichat.retrieval.answertype import answer_kinds, expected_kinds
+from phichat.retrieval.answertype import ALL_KINDS, answer_kinds, expected_kinds
 from phichat.retrieval.extract import extract_page
 from phichat.retrieval.rank import WindowWeights, _ranking_text, rank_windows, typed_windows
 from phichat.retrieval.types import Block, FetchedPage, Page
@@ -59,6 +59,26 @@ def test_measurements_times_and_names_are_recognised_in_page_sentences() -> None
     assert answer_kinds("Prices start at $25 for adults.") >= {"measure", "count"}
     assert "measure" in answer_kinds("Cargo of up to 100 metric tons can be landed.")
     assert "time" in answer_kinds("Doors open at 9.30 a.m. on Tuesday.")
+
+
+def test_month_and_number_words_count_only_as_whole_words() -> None:
+    # "mar", "dec" and "sep" opened "market", "decided" and "separate"; "ten" opened "tent".
+    assert "time" not in answer_kinds("The market decided to separate the stalls.")
+    assert answer_kinds("A tent minimum applies.") == frozenset()
+    assert "time" in answer_kinds("Open Mar. 3 to Oct. 9, and on Sundays.")
+    assert "measure" in answer_kinds("It is a ten-mile walk.")
+
+
+def test_asking_for_some_kinds_gives_the_same_answer_as_asking_for_all() -> None:
+    sentences = [
+        s for name in ("juneau.html", "skagway.html", "ketchikan.html") for s in _sentences(name)
+    ] + ["It takes twice as long.", "Closed on Sundays.", "A few people came at noon."]
+    for sentence in sentences:
+        every = answer_kinds(sentence)
+        for kind in ALL_KINDS:
+            assert answer_kinds(sentence, frozenset({kind})) == every & {kind}, sentence
+    assert answer_kinds("Closed on Sundays.") == {"time"}
+    assert answer_kinds("A few people came at noon.") == {"count", "time"}
 
 
 def test_a_name_opening_a_sentence_is_a_person() -> None:

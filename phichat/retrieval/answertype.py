@@ -26,7 +26,8 @@ _NUMBER_WORDS = (
     "forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|trillion|"
     "dozen|half|a few|several"
 )
-_NUMBER = rf"(?:\d[\d,]*(?:\.\d+)?|(?:{_NUMBER_WORDS}))"
+# A number word is a whole word: "ten miles", "ten-mile", not "tend" or "often".
+_NUMBER = rf"(?:\d[\d,]*(?:\.\d+)?|(?:{_NUMBER_WORDS})\b)"
 # Units a measured answer is given in: length, weight, time, speed, money, data,
 # compute, power, energy, area, volume, temperature.
 _UNITS = (
@@ -50,13 +51,29 @@ _MEASURE = re.compile(
     re.IGNORECASE,
 )
 _COUNT = re.compile(rf"\b{_NUMBER}\b", re.IGNORECASE)
+# Words that name a time; each is a whole word ("Mar" or "mar.", but not "market").
+_TIME_WORDS = (
+    "monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|"
+    "mondays|tuesdays|wednesdays|thursdays|fridays|saturdays|sundays|weekends|"
+    "january|february|march|april|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|noon|midnight"
+)
 _TIME = re.compile(
-    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekends?|"
-    r"january|february|march|april|june|july|august|september|october|november|december|"
-    r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|may\s+\d|noon|midnight|"
+    rf"\b(?:(?:{_TIME_WORDS})\b|may\s+\d|"
     r"(?:1[5-9]|20)\d\d|\d{1,2}[:.]\d\d|\d{1,2}\s?(?:a\.?m\b\.?|p\.?m\b\.?))",
     re.IGNORECASE,
 )
+ALL_KINDS: frozenset[AnswerKind] = frozenset(("count", "measure", "time", "person"))
+_NUMERIC_KINDS: frozenset[AnswerKind] = frozenset(("count", "measure", "time"))
+# Without a digit, a count or a measure needs one of these words, a time one of those
+# (every other branch of the patterns above holds a digit).
+_DIGIT = re.compile(r"\d")
+_LETTERS = re.compile(r"[a-z]+")
+_NUMBER_TRIGGERS = frozenset(_NUMBER_WORDS.replace("a few", "few").split("|")) | {
+    "once",
+    "twice",
+}
+_TIME_TRIGGERS = frozenset(_TIME_WORDS.split("|"))
 # A capitalised word followed by another (name particles allowed in between), not at the
 # start of the sentence: "developed by Laurens van der Maaten and Geoffrey Hinton".
 _NAME_PARTS = r"[A-Z][a-z'’\-]+(?: (?:van|von|der|de|da|di|del|la|le|bin|al))* [A-Z][a-z'’\-]+"
@@ -115,16 +132,29 @@ def expected_kinds(question: str) -> frozenset[AnswerKind]:
     return frozenset(kind for pattern, kind in _QUESTION_KINDS if pattern.search(text))
 
 
-def answer_kinds(sentence: str) -> frozenset[AnswerKind]:
-    """The kinds of answer a sentence could give: a count, a measurement, a time, a name."""
+def answer_kinds(sentence: str, wanted: frozenset[AnswerKind] = ALL_KINDS) -> frozenset[AnswerKind]:
+    """The kinds of answer a sentence could give (a count, a measurement, a time, a name),
+    of those in ``wanted``.
+
+    The number and time patterns are the costly ones, and most sentences hold neither a
+    digit nor a number or time word: those are told apart by a set lookup of their words
+    first, which gives the same answer as the patterns at a fraction of their cost.
+    """
     kinds: set[AnswerKind] = set()
-    if _COUNT.search(sentence):
+    numeric = wanted & _NUMERIC_KINDS
+    if numeric and _DIGIT.search(sentence) is None:
+        words = set(_LETTERS.findall(sentence.lower()))
+        if words.isdisjoint(_NUMBER_TRIGGERS):
+            numeric -= {"count", "measure"}
+        if words.isdisjoint(_TIME_TRIGGERS):
+            numeric -= {"time"}
+    if "count" in numeric and _COUNT.search(sentence):
         kinds.add("count")
-    if _MEASURE.search(sentence):
+    if "measure" in numeric and _MEASURE.search(sentence):
         kinds.add("measure")
-    if _TIME.search(sentence):
+    if "time" in numeric and _TIME.search(sentence):
         kinds.add("time")
-    if _NAME.search(sentence) or _opens_with_a_name(sentence):
+    if "person" in wanted and (_NAME.search(sentence) or _opens_with_a_name(sentence)):
         kinds.add("person")
     return frozenset(kinds)
 

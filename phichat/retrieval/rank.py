@@ -233,7 +233,7 @@ def typed_windows(query: str, windows: Sequence[Chunk]) -> set[int]:
     if not wanted:
         return set()
     return {
-        index for index, window in enumerate(windows) if wanted & answer_kinds(_centre_text(window))
+        index for index, window in enumerate(windows) if answer_kinds(_centre_text(window), wanted)
     }
 
 
