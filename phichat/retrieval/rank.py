@@ -1,9 +1,9 @@
-"""Order chunks by how well they answer the query: BM25 first, embeddings on the best.
+"""Order sentence windows by how well they answer the query: BM25 first, MiniLM on the best.
 
-Embedding every chunk of six pages costs seconds on a laptop CPU; BM25 over all of them
+Embedding every window of six pages costs seconds on a laptop CPU; BM25 over all of them
 costs milliseconds. So BM25 picks the candidates (the best overall plus the best few of
-each page, so no page is judged on keywords alone), MiniLM re-scores only those, and a
-final pass spreads the top places across sources.
+each page, so no page is judged on keywords alone), windows holding the kind of answer
+asked for join them, MiniLM scores those, and reciprocal-rank fusion combines the two.
 """
 
 from __future__ import annotations
@@ -30,21 +30,6 @@ class TextEmbedder(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class RankWeights:
-    """Tuned on real pages with paraphrased questions (see the README's retrieval notes):
-    more candidates or a per-page quota beyond one changed recall by under one point,
-    while the cost grows with every chunk embedded."""
-
-    candidates: int = 20  # chunks embedded, at most
-    per_source: int = 1  # of which the best of every page, so no page is judged on keywords alone
-    keyword_weight: float = 0.5  # BM25 (scaled to 0..1) against cosine similarity
-    # Each chunk already chosen from a source lowers that source's next chunk by this much,
-    # so a nearly-as-good second source beats a third passage from the first; larger
-    # values let irrelevant pages in and cost recall.
-    repeat_penalty: float = 0.03
-
-
 def _ranking_text(chunk: Chunk) -> str:
     # The title names what the page is about, which the chunk's own words often leave out.
     return (
@@ -54,16 +39,11 @@ def _ranking_text(chunk: Chunk) -> str:
     )
 
 
-def keyword_scores(query: str, chunks: Sequence[Chunk]) -> list[float]:
-    if not chunks:
-        return []
-    return BM25([_ranking_text(chunk) for chunk in chunks]).scores(query)
-
-
 def window_keyword_scores(
     query: str, windows: Sequence[Chunk], stop: threading.Event | None = None
 ) -> list[float]:
-    """``keyword_scores`` for sentence windows, tokenizing each sentence only once.
+    """BM25 scores of the windows (with their title and heading), tokenizing each
+    sentence only once: neighbouring windows share two of their three sentences.
 
     Raises ``RankingStopped`` when ``stop`` is set (checked every STOP_CHECK_WINDOWS).
     """
@@ -86,36 +66,24 @@ def window_keyword_scores(
 
 
 def pick_candidates(
-    chunks: Sequence[Chunk], scores: Sequence[float], weights: RankWeights
+    chunks: Sequence[Chunk], scores: Sequence[float], candidates: int, per_source: int
 ) -> list[int]:
-    """Indexes of the chunks worth embedding: the best few per source, then the best overall."""
+    """Indexes of the chunks worth embedding, at most ``candidates``: the best
+    ``per_source`` of each source first, then the best overall."""
     order = sorted(range(len(chunks)), key=lambda i: scores[i], reverse=True)
     chosen: list[int] = []
     taken: Counter[str] = Counter()
     for index in order:
         url = chunks[index].source_url
-        if taken[url] < weights.per_source:
+        if taken[url] < per_source:
             chosen.append(index)
             taken[url] += 1
-    picked = set(chosen[: weights.candidates])
+    picked = set(chosen[:candidates])
     for index in order:
-        if len(picked) >= weights.candidates:
+        if len(picked) >= candidates:
             break
         picked.add(index)
     return sorted(picked, key=lambda i: scores[i], reverse=True)
-
-
-def diversify(passages: list[Passage], penalty: float) -> list[Passage]:
-    """Greedy re-order: each pick lowers the remaining chunks of the same source."""
-    remaining = list(passages)
-    used: Counter[str] = Counter()
-    ordered: list[Passage] = []
-    while remaining:
-        best = max(remaining, key=lambda p: p.score - penalty * used[p.chunk.source_url])
-        remaining.remove(best)
-        used[best.chunk.source_url] += 1
-        ordered.append(best)
-    return ordered
 
 
 def _dedupe(chunks: Sequence[Chunk]) -> list[Chunk]:
@@ -130,47 +98,10 @@ def _dedupe(chunks: Sequence[Chunk]) -> list[Chunk]:
     return unique
 
 
-def rank_chunks(
-    query: str,
-    chunks: Sequence[Chunk],
-    embedder: TextEmbedder | None,
-    weights: RankWeights = RankWeights(),
-) -> list[Passage]:
-    """Candidate passages, best first. Without an embedder, BM25 alone decides."""
-    chunks = _dedupe(chunks)
-    if not chunks:
-        return []
-    bm25 = keyword_scores(query, chunks)
-    candidates = pick_candidates(chunks, bm25, weights)
-    top = max((bm25[i] for i in candidates), default=0.0) or 1.0
-    keyword = [bm25[i] / top for i in candidates]
-    if embedder is None:
-        scored = [Passage(chunks[i], k) for i, k in zip(candidates, keyword, strict=True)]
-    else:
-        vectors = embedder.encode([query] + [_ranking_text(chunks[i]) for i in candidates])
-        similarity = (vectors[1:] @ vectors[0]).tolist()  # type: ignore[index]
-        w = weights.keyword_weight
-        scored = [
-            Passage(chunks[i], w * k + (1 - w) * s)
-            for i, k, s in zip(candidates, keyword, similarity, strict=True)
-        ]
-    scored.sort(key=lambda p: p.score, reverse=True)
-    ranked = diversify(scored, weights.repeat_penalty)
-    # The chunks that were not embedded follow in keyword order, below every candidate,
-    # so packing can still fill the budget when the candidates alone do not.
-    floor = min((p.score for p in ranked), default=0.0)
-    chosen = set(candidates)
-    rest = sorted(
-        (i for i in range(len(chunks)) if i not in chosen), key=lambda i: bm25[i], reverse=True
-    )
-    ranked.extend(Passage(chunks[i], floor - 1.0 + bm25[i] / top / 2) for i in rest)
-    return ranked
-
-
 def rank_all_by_embedding(
     query: str, chunks: Sequence[Chunk], embedder: TextEmbedder
 ) -> list[Passage]:
-    """Embed every chunk (what HuggingChat and Open WebUI do); for benchmarks to compare."""
+    """Embed every chunk (what HuggingChat and Open WebUI do); for the benchmark to compare."""
     chunks = _dedupe(chunks)
     vectors = embedder.encode([query] + [_ranking_text(chunk) for chunk in chunks])
     similarity = (vectors[1:] @ vectors[0]).tolist()  # type: ignore[index]
@@ -253,9 +184,7 @@ def rank_windows(
     if not windows:
         return []
     bm25 = window_keyword_scores(query, windows, stop)
-    picked = pick_candidates(
-        windows, bm25, RankWeights(candidates=weights.candidates, per_source=weights.per_source)
-    )
+    picked = pick_candidates(windows, bm25, weights.candidates, weights.per_source)
     typed = typed_windows(query, windows)
     if typed and weights.typed_candidates:
         # The answer's window often ranks just below the candidates by keywords: a
