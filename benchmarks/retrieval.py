@@ -176,6 +176,11 @@ def main() -> int:
         help="a question asking for a kind of answer (a duration), so typed windows are embedded",
     )
     parser.add_argument(
+        "--who-query",
+        default="Who built the summit station?",
+        help="a question asking for a person, for the cost of finding windows with names",
+    )
+    parser.add_argument(
         "--drip", action="store_true", help="add a page that sends one byte every 0.5 s"
     )
     args = parser.parse_args()
@@ -244,7 +249,22 @@ def main() -> int:
     words = sum(len(page.text.split()) for page in pages)
     weights = WindowWeights()
     candidates = min(weights.candidates, len(windows))
-    typed = len(typed_windows(args.typed_query, _dedupe(windows)))
+    unique = _dedupe(windows)
+    typed = len(typed_windows(args.typed_query, unique))
+
+    def answer_type_ms(question: str) -> float:
+        """Finding the windows of the asked-for kind, in CPU milliseconds (the regexes
+        are single-threaded, so CPU time is what they would take on an idle core)."""
+        spent = []
+        for _ in range(max(args.runs, 3)):
+            started = time.process_time()
+            typed_windows(question, unique)
+            spent.append(time.process_time() - started)
+        return 1000 * statistics.median(spent)
+
+    answer_type_costs = {
+        question: answer_type_ms(question) for question in (args.typed_query, args.who_query)
+    }
     typed_extra = min(weights.typed_candidates, typed)
     typed_rank_s = statistics.median(run.timings["rank_s"] for run in typed_runs)
     print(
@@ -277,6 +297,8 @@ def main() -> int:
         f"\ncontext packed: {len(runs[-1].context_text)} characters, "
         f"{len(runs[-1].sources)} sources"
     )
+    for question, ms in answer_type_costs.items():
+        print(f"answer types for {question!r}: {ms:.1f} ms of CPU over {len(unique)} windows")
     return 0
 
 
