@@ -779,11 +779,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for backend in backends:
         command = [sys.executable, __file__, "--measure-only", "--backend", backend]
+        # Its stderr passes through: each turn's figures show as they come.
         child = subprocess.run(
-            [*command, *shared_flags(args)], capture_output=True, text=True, check=False
+            [*command, *shared_flags(args)], stdout=subprocess.PIPE, text=True, check=False
         )
         if child.returncode != 0:
-            print(child.stderr, file=sys.stderr)
             return child.returncode
         result = json.loads(child.stdout.strip().splitlines()[-1])
         results.append(result)
