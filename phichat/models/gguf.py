@@ -163,7 +163,9 @@ class GGUFModel(BackendBase):
         trained = int(metadata.get(f"{metadata.get('general.architecture')}.context_length", 0))
         self._window = min(window, trained) if trained > 0 else window
         self.metadata = metadata
-        self.kernels = {key: ready[key] for key in ("amx_built", "extra_buffers", "weight_buffers")}
+        self.kernels = {
+            key: ready[key] for key in ("amx_built", "extra_buffers", "weight_buffers", "use_mmap")
+        }
 
     def worker_peak_memory_bytes(self) -> int | None:
         """The llama.cpp worker's peak resident memory (for benchmarks), None where unknown."""

@@ -104,20 +104,71 @@ def model_params_without_extra_buffers(bindings: Any) -> Iterator[None]:
         bindings.llama_model_default_params = original
 
 
-def open_llama(path: str, *, n_ctx: int, threads: int, allow_amx: bool = False) -> Any:
-    """``llama_cpp.Llama`` for ``path`` as phichat runs it: the AMX guard applied.
+# The CPU "extra" weight buffer types a build may carry (repacked layouts, AMX tiles,
+# KleidiAI): a weight placed in one of them is copied out of the file into a buffer of
+# its own, in another layout.
+_EXTRA_BUFFER_BUILT = re.compile(r"\b(?:REPACK|AMX_INT8|KLEIDIAI) = 1\b")
 
+# KV cache element types (ggml_type values) by the names the worker accepts.
+KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
+
+
+def weights_copied_out_of_file(system_info: str, extra_buffers: bool) -> bool:
+    """Whether llama.cpp will copy (most) weights into buffers of its own at load.
+
+    With extra buffers on, a build with REPACK (or AMX, or KleidiAI) repacks every matrix
+    whose type it has a layout for (Q4_0, Q4_K, IQ4_NL, Q8_0 on AVX2, for instance) into a
+    new buffer. With the file mapped, the repack reads the mapped pages, and they stay
+    mapped and resident beside the copy: llama.cpp unmaps only the file's ends, around
+    the tensors it still uses in place (the embeddings and norms sit between the
+    repacked ones).
+    """
+    return extra_buffers and _EXTRA_BUFFER_BUILT.search(system_info) is not None
+
+
+def use_mmap_for(system_info: str, extra_buffers: bool) -> bool:
+    """Map the file only where llama.cpp uses the weights in place.
+
+    Where they get copied out, reading the file instead keeps one copy in memory, not
+    two (the page cache still holds the file, but reclaimable and outside the process).
+    """
+    return not weights_copied_out_of_file(system_info, extra_buffers)
+
+
+def open_llama(
+    path: str,
+    *,
+    n_ctx: int,
+    threads: int,
+    allow_amx: bool = False,
+    kv_cache: str = "f16",
+    use_mmap: bool | None = None,
+    flash_attn: bool | None = None,
+    extra_buffers: bool | None = None,
+) -> Any:
+    """``llama_cpp.Llama`` for ``path`` as phichat runs it: the AMX guard applied, and the
+    file mapped only where its weights are used in place (``use_mmap`` None decides).
+
+    ``kv_cache`` names the attention cache's element type (``KV_CACHE_TYPES``); a
+    quantized V cache needs flash attention in llama.cpp, so it turns that on.
     The benchmarks call this too, so that llama.cpp's raw speed is measured with the
     kernels phichat uses.
     """
     import llama_cpp
 
+    if kv_cache not in KV_CACHE_TYPES:
+        raise ValueError(f"unknown KV cache type {kv_cache!r}; one of {', '.join(KV_CACHE_TYPES)}")
     system_info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    if extra_buffers is None:
+        extra_buffers = keep_extra_buffers(system_info, allow_amx)
     guard = (
         contextlib.nullcontext()
-        if keep_extra_buffers(system_info, allow_amx)
+        if extra_buffers
         else model_params_without_extra_buffers(llama_cpp.llama_cpp)
     )
+    if use_mmap is None:
+        use_mmap = use_mmap_for(system_info, extra_buffers)
+    cache_type = KV_CACHE_TYPES[kv_cache]
     with guard:
         return llama_cpp.Llama(
             model_path=path,
@@ -125,6 +176,10 @@ def open_llama(path: str, *, n_ctx: int, threads: int, allow_amx: bool = False) 
             n_batch=512,
             n_threads=threads,
             n_threads_batch=threads,
+            use_mmap=use_mmap,
+            type_k=cache_type,
+            type_v=cache_type,
+            flash_attn=kv_cache != "f16" if flash_attn is None else flash_attn,
             verbose=False,
         )
 
@@ -224,6 +279,7 @@ class Worker:
                 "system_info": system_info,
                 "amx_built": amx_kernels_built(system_info),
                 "extra_buffers": bool(llm.model_params.use_extra_bufts),
+                "use_mmap": file_mapped(llm, llama_cpp),
                 "weight_buffers": list(self._log.weight_buffers),
             }
         }
@@ -306,6 +362,12 @@ class Worker:
             self._stopped.discard(ident)
             self._current = None
         self.send({"id": ident, "end": True, "rest": rest, "reused": self._reused or 0})
+
+
+def file_mapped(llm: Any, llama_cpp: Any) -> bool:
+    """Whether ``llm`` was loaded with its file mapped (llama.cpp's load_mode)."""
+    modes = (llama_cpp.LLAMA_LOAD_MODE_MMAP, llama_cpp.LLAMA_LOAD_MODE_MMAP_MLOCK)
+    return int(llm.model_params.load_mode) in modes
 
 
 def ggml_no_abort(llama_cpp: Any) -> Any:
