@@ -154,6 +154,27 @@ def test_the_worker_keeps_the_file_mapped_only_where_weights_are_used_in_place(
         worker._llm.close()
 
 
+@pytest.mark.parametrize("kv_cache", ["q8_0", "q4_0"])
+def test_a_quantized_kv_cache_answers_as_asked(wide_q4_k_m: Path, kv_cache: str) -> None:
+    model = loaded(wide_q4_k_m, kv_cache=kv_cache)
+    try:
+        assert model.kernels["kv_cache"] == kv_cache  # what llama.cpp's context holds
+        stats = GenerationStats()
+        options = GenerationOptions(max_new_tokens=6)
+        list(model.stream(MESSAGES, options, threading.Event(), stats))
+        assert stats.new_tokens > 0
+    finally:
+        model.close()
+
+
+def test_the_kv_cache_stays_f16_unless_asked(wide_q4_k_m: Path) -> None:
+    model = loaded(wide_q4_k_m)
+    try:
+        assert model.kernels["kv_cache"] == "f16"
+    finally:
+        model.close()
+
+
 def test_a_q4_k_m_model_wide_enough_for_the_fast_kernels_answers(wide_q4_k_m: Path) -> None:
     model = loaded(wide_q4_k_m)
     kernels = model.kernels

@@ -9,7 +9,7 @@ reuse their shared prefix.
 Protocol (see ``llama_process``): one JSON object per line, requests on stdin, replies on
 the real stdout. Every request carries an ``id`` that its replies echo.
 
-- ``load`` {path, n_ctx, threads, allow_amx, stop_texts} -> {ready: {...}} or {error}
+- ``load`` {path, n_ctx, threads, allow_amx, kv_cache, stop_texts} -> {ready: {...}} or {error}
 - ``tokenize`` {text, add_bos, special} -> {tokens}; answered at once, even mid-answer
 - ``generate`` {tokens, sampling, seed, budget, stop_ids} -> {text, reused} per token,
   then {end, rest, reused}, or {error}; generations run one after another
@@ -262,6 +262,7 @@ class Worker:
                 n_ctx=int(request["n_ctx"]),
                 threads=int(request["threads"]),
                 allow_amx=bool(request.get("allow_amx")),
+                kv_cache=str(request.get("kv_cache", "f16")),
             )
         except (ValueError, RuntimeError, OSError) as exc:
             detail = self._log.errors[-1] if self._log.errors else first_line(exc)
@@ -280,6 +281,7 @@ class Worker:
                 "amx_built": amx_kernels_built(system_info),
                 "extra_buffers": bool(llm.model_params.use_extra_bufts),
                 "use_mmap": file_mapped(llm, llama_cpp),
+                "kv_cache": kv_cache_name(int(llm.context_params.type_k)),
                 "weight_buffers": list(self._log.weight_buffers),
             }
         }
@@ -362,6 +364,12 @@ class Worker:
             self._stopped.discard(ident)
             self._current = None
         self.send({"id": ident, "end": True, "rest": rest, "reused": self._reused or 0})
+
+
+def kv_cache_name(ggml_type: int) -> str:
+    """The ``KV_CACHE_TYPES`` name of a ggml type id (the id itself if it has none)."""
+    names = {value: name for name, value in KV_CACHE_TYPES.items()}
+    return names.get(ggml_type, str(ggml_type))
 
 
 def file_mapped(llm: Any, llama_cpp: Any) -> bool:
