@@ -17,9 +17,11 @@ Linux only (it reads /proc/self/status). Nothing here touches the network.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -122,9 +124,35 @@ def measure_transformers(folder: Path, args: argparse.Namespace) -> dict[str, An
     }
 
 
+# llama.cpp's log lines such as "llama_kv_cache:        CPU KV buffer size =  1536.00 MiB"
+_BUFFER_LINE = re.compile(r"(\S+) (model|KV|compute) buffer size = +([\d.]+) MiB")
+
+
+def log_buffer_sizes(llama_cpp: Any) -> dict[str, float]:
+    """Collect the buffer sizes llama.cpp logs while loading, in MiB per kind and name."""
+    sizes: dict[str, float] = {}
+
+    def on_log(_level: int, text: bytes, _user_data: Any) -> None:
+        found = _BUFFER_LINE.search(text.decode("utf-8", errors="replace"))
+        if found:
+            key = f"{found.group(2)} {found.group(1)}"
+            sizes[key] = sizes.get(key, 0.0) + float(found.group(3))
+
+    callback = llama_cpp.llama_log_callback(on_log)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _KEEP.append(callback)  # llama.cpp holds a pointer to it
+    return sizes
+
+
+_KEEP: list[Any] = []
+
+
 def measure(path: Path, options: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    import llama_cpp
+
     from phichat.models.llama_worker import open_llama
 
+    buffers = log_buffer_sizes(llama_cpp)
     started = time.perf_counter()
     llm = open_llama(str(path), n_ctx=args.window, threads=args.threads, **options)
     load_s = time.perf_counter() - started
@@ -154,6 +182,7 @@ def measure(path: Path, options: dict[str, Any], args: argparse.Namespace) -> di
         "after_load": after_load,
         "end": memory_status(),
         "file_bytes": path.stat().st_size,
+        "buffers_mib": buffers,
     }
 
 
@@ -319,6 +348,11 @@ def main() -> int:
         print(f"  {name}: done", file=sys.stderr, flush=True)
     print_table(results)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    print("llama.cpp's buffers (MiB):")
+    for r in results:
+        if "buffers_mib" in r:
+            sizes = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["buffers_mib"].items()))
+            print(f"  {r['variant']}: {sizes}")
     return 0
 
 
