@@ -26,7 +26,7 @@ import pytest
 from phichat.chat.events import Done, Failed, Token
 from phichat.chat.session import Session, TurnOptions
 from phichat.domain import Conversation
-from phichat.errors import PhichatError
+from phichat.errors import ModelNotAvailable, PhichatError
 from phichat.models.base import ChatMessage, GenerationOptions, GenerationStats
 from phichat.models.gguf import GGUFModel
 from phichat.models.llama_process import describe_exit
@@ -165,6 +165,12 @@ def test_a_quantized_kv_cache_answers_as_asked(wide_q4_k_m: Path, kv_cache: str)
         assert stats.new_tokens > 0
     finally:
         model.close()
+
+
+def test_a_quantized_cache_that_does_not_fit_the_model_says_so(tiny_gguf: Path) -> None:
+    # The tiny model's attention heads are 16 wide: less than one q8_0 block.
+    with pytest.raises(ModelNotAvailable, match="kv_cache = q8_0 may not suit this model"):
+        loaded(tiny_gguf, kv_cache="q8_0")
 
 
 def test_the_kv_cache_stays_f16_unless_asked(wide_q4_k_m: Path) -> None:

@@ -256,16 +256,20 @@ class Worker:
 
         self._log.install(llama_cpp)
         system_info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+        kv_cache = str(request.get("kv_cache", "f16"))
         try:
             llm = open_llama(
                 str(request["path"]),
                 n_ctx=int(request["n_ctx"]),
                 threads=int(request["threads"]),
                 allow_amx=bool(request.get("allow_amx")),
-                kv_cache=str(request.get("kv_cache", "f16")),
+                kv_cache=kv_cache,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             detail = self._log.errors[-1] if self._log.errors else first_line(exc)
+            if kv_cache != "f16" and "context" in detail:
+                # A quantized cache needs head sizes that fit its blocks (of 32 values).
+                detail += f" (kv_cache = {kv_cache} may not suit this model; f16 always does)"
             return {"error": detail}
         self._watch_prefill(llm, llama_cpp)
         metadata = {str(k): str(v) for k, v in dict(llm.metadata).items()}
