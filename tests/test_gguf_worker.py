@@ -115,6 +115,27 @@ def test_on_an_amx_build_the_worker_loads_without_extra_buffers(
     worker._llm.close()
 
 
+def test_llama_cpp_may_log_after_the_worker_that_set_its_log_is_gone(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    # In a child process, so that a crash fails this test instead of ending the run.
+    script = f"""
+import gc, llama_cpp
+from pathlib import Path
+from phichat.models.llama_worker import Worker
+from phi3_gguf import quantize_gguf
+worker = Worker(open("/dev/null", "w"))
+worker._log.install(llama_cpp)
+del worker
+gc.collect()
+quantize_gguf(Path({str(tiny_gguf)!r}), Path({str(tmp_path / "q.gguf")!r}), "Q8_0")  # logs a lot
+"""
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(tests).parent), tests])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=False)
+    assert done.returncode == 0, describe_exit(done.returncode, done.stderr.decode()[-300:])
+
+
 # ---- memory: the file is mapped only where its weights are used in place -----------------
 def test_the_file_is_read_rather_than_mapped_only_where_weights_get_copied_out() -> None:
     # Repacked (or AMX) weights are copies: a mapping would keep the file's pages beside them.

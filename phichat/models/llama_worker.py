@@ -60,6 +60,9 @@ def keep_extra_buffers(system_info: str, allow_amx: bool) -> bool:
     return allow_amx or not amx_kernels_built(system_info)
 
 
+_INSTALLED_LOG_CALLBACKS: list[Any] = []
+
+
 class LlamaLog:
     """llama.cpp's log, kept out of the terminal: weight buffer names and the last errors."""
 
@@ -80,6 +83,10 @@ class LlamaLog:
 
         self.callback = llama_cpp.llama_log_callback(on_log)
         llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
+        # llama.cpp keeps calling the last callback set, for as long as the process lives:
+        # it must outlive this object (a worker freed in a test, say), or the next log line
+        # from any later llama.cpp call jumps into freed memory.
+        _INSTALLED_LOG_CALLBACKS.append(self.callback)
 
 
 @contextlib.contextmanager
