@@ -124,11 +124,11 @@ def weights_copied_out_of_file(system_info: str, extra_buffers: bool) -> bool:
     """Whether llama.cpp will copy (most) weights into buffers of its own at load.
 
     With extra buffers on, a build with REPACK (or AMX, or KleidiAI) repacks every matrix
-    whose type it has a layout for (Q4_0, Q4_K, IQ4_NL, Q8_0 on AVX2, for instance) into a
-    new buffer. With the file mapped, the repack reads the mapped pages, and they stay
-    mapped and resident beside the copy: llama.cpp unmaps only the file's ends, around
-    the tensors it still uses in place (the embeddings and norms sit between the
-    repacked ones).
+    whose type it has a layout for (the Q4_K ones of a Q4_K_M file on AVX2, for instance)
+    into a new buffer. With the file mapped, the repack reads the mapped pages, and they
+    stay mapped and resident beside the copy: llama.cpp unmaps only the stretches before
+    the first and after the last tensor it still uses in place, and in a Phi-3 file those
+    (the token embeddings, the output matrix) sit at both ends.
     """
     return extra_buffers and _EXTRA_BUFFER_BUILT.search(system_info) is not None
 
@@ -158,7 +158,8 @@ def open_llama(
 
     ``kv_cache`` names the attention cache's element type (``KV_CACHE_TYPES``); a
     quantized V cache needs flash attention in llama.cpp, so it turns that on.
-    The benchmarks call this too, so that llama.cpp's raw speed is measured with the
+    ``flash_attn`` and ``extra_buffers`` override those choices (benchmarks/memory.py
+    compares them). The benchmarks call this too, so that llama.cpp's raw speed is measured with the
     kernels phichat uses.
     """
     import llama_cpp
