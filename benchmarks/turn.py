@@ -356,9 +356,11 @@ def raw_llama(
     path: Path, window: int, prompt_ids: list[int], decode_tokens: int
 ) -> dict[str, float]:
     """llama.cpp's own speed on the same tokens: ``Llama.eval`` of the prompt, then steps."""
-    import llama_cpp
+    from phichat.models.llama_worker import open_llama
 
-    llm = llama_cpp.Llama(str(path), n_ctx=window, n_threads=os.cpu_count(), verbose=False)
+    # phichat's loader, so the reference runs the kernels phichat runs (the AMX guard too:
+    # a plain Llama() dies on the first prompt batch on CPUs with AMX).
+    llm = open_llama(str(path), n_ctx=window, threads=os.cpu_count() or 1)
     llm.eval(prompt_ids[:8])  # warm up
     llm.reset()
     begun = time.perf_counter()
