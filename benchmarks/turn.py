@@ -7,7 +7,9 @@ not depend on the weight values, but prompt lengths depend on the tokenizer, so 
 gets a realistic one: a 32k byte-level BPE trained on English prose that the benchmark
 takes from the comments and docstrings of Python's own standard library (about 3 MB, on
 every machine that runs this); the pages are made of other files' prose than the
-tokenizer was trained on.
+tokenizer was trained on. It learns fewer tokens than the model has ids, so it is padded
+with made-up words (``pad_vocabulary``) that never occur in the prompts: every id the
+random model emits decodes to text, in transformers and in the GGUF file alike.
 
 Printed for each turn: the first-token time split into the search query, retrieval and
 prefill; prompt tokens, prefilled and reused from the cached prefix; decode tokens/s and
@@ -35,6 +37,7 @@ import functools
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import sysconfig
@@ -109,30 +112,148 @@ def page_html(index: int, lines: list[str], words: int) -> bytes:
 
 
 # ---- the model folder ---------------------------------------------------------------------
+CONSONANTS, VOWELS = "bdfgklmnprstvz", "aeiou"
+
+
+def padding_pieces(count: int, avoid: str) -> list[str]:
+    """``count`` made-up words, each with its leading space, none of them found in ``avoid``.
+
+    They fill the vocabulary up to the model's size (see ``pad_vocabulary``). All have
+    the same length (a space and three consonant-vowel syllables), so none is the start of
+    another and a run of them splits back into the same pieces.
+    """
+    import itertools
+
+    taken = set(re.findall(r" ([a-z]{6})", avoid))
+    syllables = [c + v for c in CONSONANTS for v in VOWELS]
+    pieces: list[str] = []
+    for parts in itertools.product(syllables, repeat=3):
+        word = "".join(parts)
+        if word not in taken:
+            pieces.append(" " + word)
+            if len(pieces) == count:
+                return pieces
+    raise ValueError(f"only {len(pieces)} padding words are free of the prompts' text")
+
+
+def prompt_text() -> str:
+    """Everything the benchmark's prompts are made of: prose, questions, system prompts."""
+    from phichat import prompts
+
+    train, pages = stdlib_prose()
+    prompt_files = Path(prompts.__file__).parent.rglob("*.md")
+    return "\n".join([*train, *pages, *QUESTIONS, *(p.read_text() for p in prompt_files)])
+
+
+def pad_vocabulary(tokenizer: Any, size: int) -> int:
+    """Give ``tokenizer`` added tokens up to ``size`` ids; return how many were added.
+
+    The random model emits any of its ``size`` ids, and a BPE trained on a few MB of prose
+    learns fewer tokens than Phi-3-mini has (19,672 of 32,064), so without this most ids
+    decode to nothing (transformers: past the tokenizer; GGUF: UNUSED pieces) and answers
+    come out empty. Each added token is a word with a leading space, found nowhere in the
+    prompts' text (so prompts tokenize exactly as before) and decoding to itself, so that an
+    answer has text and tokenizes back to the same ids when it returns in the history.
+    """
+    from tokenizers import AddedToken
+
+    missing = size - len(tokenizer)
+    if missing <= 0:
+        return 0
+    words = padding_pieces(missing, prompt_text())
+    added = [AddedToken(word, special=False, normalized=False) for word in words]
+    tokenizer.add_tokens(added)
+    return missing
+
+
+def tokenizer_note(learned: int, padded: int) -> str:
+    return f"byte-level BPE, {learned} tokens learned, padded to {padded} with added words"
+
+
 def prepare_folder(folder: Path, shape: str, vocab_size: int) -> None:
-    """The random model of ``shape`` with a BPE of ``vocab_size`` trained on stdlib prose."""
-    if (folder / "config.json").exists() and (folder / "bench-tokenizer.txt").exists():
+    """The random model of ``shape`` with a BPE of ``vocab_size`` trained on stdlib prose.
+
+    The tokenizer is padded to the model's vocabulary (``pad_vocabulary``). A folder made
+    before that keeps its weights and gets the padded tokenizer.
+    """
+    note = folder / "bench-tokenizer.txt"
+    if (folder / "config.json").exists() and note.exists() and "padded" in note.read_text():
         return
     from tiny_phi3 import build_tokenizer
 
-    print(f"building a random {shape}-shaped model in {folder} …", file=sys.stderr)
-    build_folder(folder, shape)
+    if not (folder / "config.json").exists():
+        print(f"building a random {shape}-shaped model in {folder} …", file=sys.stderr)
+        build_folder(folder, shape)
+    size = json.loads((folder / "config.json").read_text())["vocab_size"]
     train, _ = stdlib_prose()
     tokenizer = build_tokenizer(train, vocab_size=vocab_size)
+    learned = len(tokenizer)
+    pad_vocabulary(tokenizer, size)
     tokenizer.save_pretrained(folder)
-    (folder / "bench-tokenizer.txt").write_text(f"byte-level BPE, {len(tokenizer)} tokens\n")
+    note.write_text(tokenizer_note(learned, len(tokenizer)) + "\n")
 
 
 def gguf_file(folder: Path, shape: str) -> Path:
-    """The Q4_K_M GGUF of ``folder``, beside it (built once)."""
-    import generation_gguf
+    """The Q4_K_M GGUF of ``folder``, beside it (built once), with ``folder``'s vocabulary."""
+    from generation_gguf import quantized_gguf
 
-    shared = getattr(generation_gguf, "quantized_gguf", None)
-    if shared is not None:
-        return Path(shared(folder, "Q4_K_M"))
-    # Older generation_gguf: it builds <bench>/phi3-<shape>-random-Q4_K_M.gguf from the
-    # folder <bench>/phi3-<shape>-random, which is ours.
-    return Path(generation_gguf.ensure_gguf(shape, "Q4_K_M", folder.parent))
+    path = Path(quantized_gguf(folder, "Q4_K_M"))
+    if not gguf_vocabulary_matches(path, folder):
+        # Made with an older tokenizer: the weights are right, so only the tokenizer's
+        # metadata is written anew (2.4 GB copied, instead of a 7.6 GB reconversion).
+        print(f"writing {folder.name}'s vocabulary into {path} …", file=sys.stderr)
+        retokenized_gguf(path, folder)
+    return path
+
+
+def gguf_vocabulary_matches(path: Path, folder: Path) -> bool:
+    import gguf
+    from phi3_gguf import gguf_vocabulary
+
+    reader = gguf.GGUFReader(str(path))
+    tokens = reader.fields["tokenizer.ggml.tokens"].contents()
+    types = reader.fields["tokenizer.ggml.token_type"].contents()
+    return (list(tokens), list(types)) == gguf_vocabulary(folder, len(tokens))
+
+
+def retokenized_gguf(path: Path, folder: Path) -> Path:
+    """Replace ``path`` by a copy of it whose tokenizer metadata is ``folder``'s.
+
+    Every other key and every tensor is copied as it is (the quantized data unchanged).
+    The copy replaces ``path`` only once complete (a link at ``path`` is replaced, not
+    written through).
+    """
+    import gguf
+    from phi3_gguf import _add_tokenizer
+
+    reader = gguf.GGUFReader(str(path))
+    arch = reader.fields["general.architecture"].contents()
+    vocab_size = len(reader.fields["tokenizer.ggml.tokens"].contents())
+    partial = path.with_name(path.name + ".partial")
+    writer = gguf.GGUFWriter(partial, arch)
+    for key in reader.fields.values():
+        if key.name.startswith(("GGUF.", "tokenizer.")) or key.name == "general.architecture":
+            continue  # written by GGUFWriter itself, or anew below
+        kind = key.types[0]
+        sub_type = key.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(key.name, key.contents(), kind, sub_type=sub_type)
+    _add_tokenizer(writer, folder, vocab_size, chat_template=True)
+    for tensor in reader.tensors:
+        writer.add_tensor_info(
+            tensor.name,
+            tensor.data.shape,
+            tensor.data.dtype,
+            tensor.data.nbytes,
+            tensor.tensor_type,
+        )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for tensor in reader.tensors:
+        writer.write_tensor_data(tensor.data)
+    writer.close()
+    partial.replace(path)
+    return path
 
 
 # ---- one run --------------------------------------------------------------------------------
@@ -149,6 +270,7 @@ class TurnFigures:
     total_s: float = 0.0
     context_chars: int = 0
     shared_tokens: int = 0  # prompt tokens in common with the previous turn's prompt
+    answer_chars: int = 0  # the answer's length: past answers are part of later prompts
     stages: list[str] = field(default_factory=list)
 
 
@@ -194,9 +316,9 @@ def run_turn(session: Any, conversation: Any, question: str, query: str) -> Turn
     assert message is not None
     timings = message.timings
     if not first_at:
-        # Random weights can pick tokens that the benchmark's smaller tokenizer decodes to
-        # nothing (ids past its vocabulary), so no Token event comes. The backend still
-        # timed its first generated token from the start of generation.
+        # An answer can still start with tokens that decode to nothing (a partial UTF-8
+        # character, or a tokenizer from before the padding), so no Token event comes. The
+        # backend still timed its first generated token from the start of generation.
         first_at = thinking_at + float(timings.get("ttft_s", 0.0) or 0.0)
     figures.retrieval_s = (sources_at - started) - figures.query_s
     figures.prefill_s = first_at - thinking_at
@@ -205,6 +327,7 @@ def run_turn(session: Any, conversation: Any, question: str, query: str) -> Turn
     figures.reused_tokens = int(timings.get("reused_tokens", 0))
     figures.new_tokens = int(timings.get("new_tokens", 0))
     figures.decode_tps = timings.get("tokens_per_s", 0.0)
+    figures.answer_chars = len(message.text)
     return figures
 
 
@@ -233,9 +356,11 @@ def raw_llama(
     path: Path, window: int, prompt_ids: list[int], decode_tokens: int
 ) -> dict[str, float]:
     """llama.cpp's own speed on the same tokens: ``Llama.eval`` of the prompt, then steps."""
-    import llama_cpp
+    from phichat.models.llama_worker import open_llama
 
-    llm = llama_cpp.Llama(str(path), n_ctx=window, n_threads=os.cpu_count(), verbose=False)
+    # phichat's loader, so the reference runs the kernels phichat runs (the AMX guard too:
+    # a plain Llama() dies on the first prompt batch on CPUs with AMX).
+    llm = open_llama(str(path), n_ctx=window, threads=os.cpu_count() or 1)
     llm.eval(prompt_ids[:8])  # warm up
     llm.reset()
     begun = time.perf_counter()
@@ -656,11 +781,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for backend in backends:
         command = [sys.executable, __file__, "--measure-only", "--backend", backend]
+        # Its stderr passes through: each turn's figures show as they come.
         child = subprocess.run(
-            [*command, *shared_flags(args)], capture_output=True, text=True, check=False
+            [*command, *shared_flags(args)], stdout=subprocess.PIPE, text=True, check=False
         )
         if child.returncode != 0:
-            print(child.stderr, file=sys.stderr)
             return child.returncode
         result = json.loads(child.stdout.strip().splitlines()[-1])
         results.append(result)

@@ -138,31 +138,47 @@ def _rope_theta(config: dict[str, Any]) -> float:
     return float(config.get("rope_theta") or parameters.get("rope_theta") or 10000.0)
 
 
-def _add_tokenizer(writer: Any, folder: Path, vocab_size: int, chat_template: bool) -> None:
+def gguf_vocabulary(folder: Path, vocab_size: int) -> tuple[list[str], list[int]]:
+    """The token list and token types of ``folder``'s tokenizer, as a GGUF file holds them.
+
+    Special tokens are CONTROL; other added tokens (pieces added to the vocabulary as they
+    are, such as the benchmark's padding words) are USER_DEFINED, which llama.cpp, like
+    transformers, matches in text as a whole and decodes to its text as it is. Ids past the
+    tokenizer (Phi-3 pads its embedding to 32064 rows) are UNUSED and decode to nothing.
+    """
     import gguf
 
     spec = json.loads((folder / "tokenizer.json").read_text())
-    settings = json.loads((folder / "tokenizer_config.json").read_text())
     vocab: dict[str, int] = dict(spec["model"]["vocab"])
-    special = {token["content"]: token["id"] for token in spec["added_tokens"]}
-    vocab.update(special)
-    # The embedding can have more rows than the tokenizer has tokens (Phi-3 pads to 32064).
+    added = {token["content"]: token for token in spec["added_tokens"]}
+    vocab.update({text: token["id"] for text, token in added.items()})
     tokens = [f"[PAD{i}]" for i in range(vocab_size)]
     types = [int(gguf.TokenType.UNUSED)] * vocab_size
     for text, index in vocab.items():
         tokens[index] = text
-        types[index] = int(gguf.TokenType.CONTROL if text in special else gguf.TokenType.NORMAL)
+        kind = gguf.TokenType.NORMAL
+        if text in added:
+            special = added[text].get("special", True)
+            kind = gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED
+        types[index] = int(kind)
+    return tokens, types
+
+
+def _add_tokenizer(writer: Any, folder: Path, vocab_size: int, chat_template: bool) -> None:
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    tokens, types = gguf_vocabulary(folder, vocab_size)
+    ids = {text: index for index, text in enumerate(tokens)}
     merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("gpt-2")  # the ByteLevel pre-tokenizer's GPT-2 split pattern
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
-    ids = {name: vocab[settings[name]] for name in ("bos_token", "eos_token", "unk_token")}
-    writer.add_bos_token_id(ids["bos_token"])
-    writer.add_eos_token_id(ids["eos_token"])
-    writer.add_unk_token_id(ids["unk_token"])
-    writer.add_pad_token_id(vocab[settings.get("pad_token") or settings["eos_token"]])
+    writer.add_bos_token_id(ids[settings["bos_token"]])
+    writer.add_eos_token_id(ids[settings["eos_token"]])
+    writer.add_unk_token_id(ids[settings["unk_token"]])
+    writer.add_pad_token_id(ids[settings.get("pad_token") or settings["eos_token"]])
     # The chat template writes the BOS itself, as Phi-3's does.
     writer.add_add_bos_token(False)
     template = settings.get("chat_template")

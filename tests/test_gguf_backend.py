@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from phichat.cli import main
-from phichat.config import load_settings
+from phichat.config import ConfigError, load_settings
 from phichat.errors import ModelNotAvailable
 from phichat.models import create_model
 from phichat.models.base import ChatMessage, GenerationOptions, GenerationStats
@@ -56,6 +56,16 @@ def test_the_backend_setting_picks_gguf_with_the_machines_threads(tmp_path: Path
     assert model.describe()["device"] == f"cpu, {default_threads()} threads"
     with pytest.raises(ModelNotAvailable, match="does not exist"):
         model.load()
+
+
+def test_the_kv_cache_setting_reaches_the_backend(tmp_path: Path) -> None:
+    flags = {"backend": "gguf", "gguf_file": str(tmp_path / "x.gguf")}
+    assert load_settings(flags, environ={}).kv_cache == "f16"
+    model = create_model(load_settings(flags, environ={"PHICHAT_KV_CACHE": "q8_0"}))
+    assert isinstance(model, GGUFModel)
+    assert model._kv_cache == "q8_0"
+    with pytest.raises(ConfigError, match="kv_cache"):
+        load_settings({**flags, "kv_cache": "q2"}, environ={})
 
 
 def test_without_a_file_the_error_says_how_to_download_one() -> None:

@@ -26,7 +26,7 @@ import pytest
 from phichat.chat.events import Done, Failed, Token
 from phichat.chat.session import Session, TurnOptions
 from phichat.domain import Conversation
-from phichat.errors import PhichatError
+from phichat.errors import ModelNotAvailable, PhichatError
 from phichat.models.base import ChatMessage, GenerationOptions, GenerationStats
 from phichat.models.gguf import GGUFModel
 from phichat.models.llama_process import describe_exit
@@ -35,6 +35,7 @@ from phichat.models.llama_worker import (
     amx_kernels_built,
     keep_extra_buffers,
     model_params_without_extra_buffers,
+    use_mmap_for,
 )
 
 NEEDS_LLAMA = "llama-cpp-python is not installed (pip install 'phichat[gguf]')"
@@ -48,6 +49,8 @@ AMX_BUILD = (
     "AVX512_VBMI = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | AMX_INT8 = 1 | REPACK = 1 | "
 )
 AVX2_BUILD = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | REPACK = 1 | "
+# A build without any CPU extra buffer type (GGML_CPU_REPACK off): weights stay in the file.
+PLAIN_BUILD = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | "
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +113,93 @@ def test_on_an_amx_build_the_worker_loads_without_extra_buffers(
     assert worker._llm.model_params.use_extra_bufts is False
     assert not {"AMX", "CPU_REPACK"} & set(ready["weight_buffers"])
     worker._llm.close()
+
+
+def test_llama_cpp_may_log_after_the_worker_that_set_its_log_is_gone(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    # In a child process, so that a crash fails this test instead of ending the run.
+    script = f"""
+import gc, llama_cpp
+from pathlib import Path
+from phichat.models.llama_worker import Worker
+from phi3_gguf import quantize_gguf
+worker = Worker(open("/dev/null", "w"))
+worker._log.install(llama_cpp)
+del worker
+gc.collect()
+quantize_gguf(Path({str(tiny_gguf)!r}), Path({str(tmp_path / "q.gguf")!r}), "Q8_0")  # logs a lot
+"""
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(tests).parent), tests])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=False)
+    assert done.returncode == 0, describe_exit(done.returncode, done.stderr.decode()[-300:])
+
+
+# ---- memory: the file is mapped only where its weights are used in place -----------------
+def test_the_file_is_read_rather_than_mapped_only_where_weights_get_copied_out() -> None:
+    # Repacked (or AMX) weights are copies: a mapping would keep the file's pages beside them.
+    assert use_mmap_for(AVX2_BUILD, extra_buffers=True) is False
+    assert use_mmap_for(AMX_BUILD, extra_buffers=True) is False
+    # Without extra buffers, or without a build that has any, llama.cpp uses the mapped
+    # pages in place: mapping costs no second copy and shares the page cache.
+    assert use_mmap_for(AMX_BUILD, extra_buffers=False) is True
+    assert use_mmap_for(AVX2_BUILD, extra_buffers=False) is True
+    assert use_mmap_for(PLAIN_BUILD, extra_buffers=True) is True
+
+
+def mapped_paths() -> set[str]:
+    """The files mapped into this process (Linux's /proc/self/maps)."""
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return {parts[5] for parts in (line.split(maxsplit=5) for line in lines) if len(parts) == 6}
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps (Linux)")
+@pytest.mark.parametrize(
+    ("system_info", "mapped"), [(AVX2_BUILD, False), (AMX_BUILD, True)], ids=["repack", "amx"]
+)
+def test_the_worker_keeps_the_file_mapped_only_where_weights_are_used_in_place(
+    wide_q4_k_m: Path, monkeypatch: pytest.MonkeyPatch, system_info: str, mapped: bool
+) -> None:
+    # The build's report is set, so both cases run on any CPU; loading runs no matrix product.
+    import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: system_info.encode())
+    worker = Worker(io.StringIO())
+    ready = worker._load({"path": str(wide_q4_k_m), "n_ctx": 256, "threads": 1})["ready"]
+    try:
+        assert ready["use_mmap"] is mapped
+        # What llama.cpp did, not only what was asked: after loading, is the file mapped?
+        assert (str(wide_q4_k_m.resolve()) in mapped_paths()) is mapped
+    finally:
+        worker._llm.close()
+
+
+@pytest.mark.parametrize("kv_cache", ["q8_0", "q4_0"])
+def test_a_quantized_kv_cache_answers_as_asked(wide_q4_k_m: Path, kv_cache: str) -> None:
+    model = loaded(wide_q4_k_m, kv_cache=kv_cache)
+    try:
+        assert model.kernels["kv_cache"] == kv_cache  # what llama.cpp's context holds
+        stats = GenerationStats()
+        options = GenerationOptions(max_new_tokens=6)
+        list(model.stream(MESSAGES, options, threading.Event(), stats))
+        assert stats.new_tokens > 0
+    finally:
+        model.close()
+
+
+def test_a_quantized_cache_that_does_not_fit_the_model_says_so(tiny_gguf: Path) -> None:
+    # The tiny model's attention heads are 16 wide: less than one q8_0 block.
+    with pytest.raises(ModelNotAvailable, match="kv_cache = q8_0 may not suit this model"):
+        loaded(tiny_gguf, kv_cache="q8_0")
+
+
+def test_the_kv_cache_stays_f16_unless_asked(wide_q4_k_m: Path) -> None:
+    model = loaded(wide_q4_k_m)
+    try:
+        assert model.kernels["kv_cache"] == "f16"
+    finally:
+        model.close()
 
 
 def test_a_q4_k_m_model_wide_enough_for_the_fast_kernels_answers(wide_q4_k_m: Path) -> None:

@@ -128,3 +128,77 @@ def test_dtype_choice_respects_an_explicit_setting() -> None:
     assert pick_dtype("float32", "cpu") == "float32"
     assert pick_dtype("auto", "mps") == "float16"
     assert pick_dtype("auto", "cpu") in ("bfloat16", "float32")
+
+
+# ---- memory: a cast load never holds the checkpoint beside the cast weights ----------------
+def mapping_rss_bytes(path: Path) -> int:
+    """Resident bytes of this process's mappings of ``path`` (Linux's /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+            inside = len(fields) == 6 and fields[5] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1]) * 1024
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps (Linux)")
+def test_casting_hands_back_each_weights_file_pages_once_it_is_cast(tmp_path: Path) -> None:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from phichat.models.casting import cast_in_place
+
+    checkpoint = tmp_path / "model.safetensors"
+    save_file(
+        {"big": torch.randn(2048, 1024).to(torch.bfloat16), "small": torch.ones(8)}, checkpoint
+    )
+    with safe_open(str(checkpoint), framework="pt", device="cpu") as f:
+        big, keeper = f.get_tensor("big"), f.get_tensor("small")  # views of the mapped file
+    module = torch.nn.Module()
+    module.weight = torch.nn.Parameter(big, requires_grad=False)
+    expected = big.float()  # reads every page: all 4 MB of the mapping are resident
+    del big
+    assert mapping_rss_bytes(checkpoint.resolve()) >= 4 * 1024 * 1024
+
+    cast_in_place(module, torch.float32)
+
+    # ``keeper`` still holds the mapping open; the cast weight's pages are gone from it.
+    assert mapping_rss_bytes(checkpoint.resolve()) <= 64 * 1024
+    assert module.weight.dtype == torch.float32 and torch.equal(module.weight, expected)
+    assert keeper.sum().item() == 8  # and what still reads the file reads it correctly
+
+
+def test_casting_never_releases_memory_that_maps_no_file() -> None:
+    import torch
+
+    from phichat.models.casting import cast_in_place
+
+    # Two weights sharing one anonymous buffer: releasing the first's pages would zero the
+    # second's before its turn.
+    base = torch.arange(1 << 21, dtype=torch.float32) + 1
+    module = torch.nn.Module()
+    module.first = torch.nn.Parameter(base[: 1 << 20], requires_grad=False)
+    module.second = torch.nn.Parameter(base[1 << 20 :], requires_grad=False)
+    cast_in_place(module, torch.float64)
+    assert torch.equal(module.first, base[: 1 << 20].double())
+    assert torch.equal(module.second, base[1 << 20 :].double())
+
+
+def test_a_cast_load_has_the_weights_of_loading_in_that_dtype(tiny_phi3_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = Phi3Model(str(tiny_phi3_path), device="cpu", dtype="bfloat16")  # an fp32 checkpoint
+    model.load()
+    reference = AutoModelForCausalLM.from_pretrained(str(tiny_phi3_path), dtype=torch.bfloat16)
+    loaded = model._model
+    assert loaded.dtype == torch.bfloat16 and loaded.config.dtype == torch.bfloat16
+    ours = dict(loaded.state_dict())
+    theirs = dict(reference.state_dict())
+    assert ours.keys() == theirs.keys()
+    for name, tensor in theirs.items():
+        assert ours[name].dtype == tensor.dtype, name
+        assert torch.equal(ours[name], tensor), name

@@ -28,6 +28,7 @@ def create_model(settings: Settings) -> ChatModel:
             settings.gguf_file,
             threads=settings.threads,
             context_window=settings.context_window,
+            kv_cache=settings.kv_cache,
         )
     from phichat.models.phi3 import Phi3Model
 

@@ -87,12 +87,14 @@ class GGUFModel(BackendBase):
         threads: int | None = None,
         context_window: int | None = None,
         allow_amx: bool = False,
+        kv_cache: str = "f16",
     ) -> None:
         super().__init__(gguf_file or f"{GGUF_REPO}/{GGUF_FILE}")
         self._file = gguf_file
         self._threads = threads or default_threads()
         self._window_request = context_window
         self._allow_amx = allow_amx
+        self._kv_cache = kv_cache  # llama_worker.KV_CACHE_TYPES
         self._window = 0
         self._worker: LlamaProcess | None = None
         self._ever_loaded = False
@@ -131,6 +133,7 @@ class GGUFModel(BackendBase):
                 n_ctx=window,
                 threads=self._threads,
                 allow_amx=self._allow_amx,
+                kv_cache=self._kv_cache,
                 stop_texts=list(STOP_TOKENS),
             )
         except WorkerDied as exc:
@@ -163,7 +166,10 @@ class GGUFModel(BackendBase):
         trained = int(metadata.get(f"{metadata.get('general.architecture')}.context_length", 0))
         self._window = min(window, trained) if trained > 0 else window
         self.metadata = metadata
-        self.kernels = {key: ready[key] for key in ("amx_built", "extra_buffers", "weight_buffers")}
+        self.kernels = {
+            key: ready[key]
+            for key in ("amx_built", "extra_buffers", "weight_buffers", "use_mmap", "kv_cache")
+        }
 
     def worker_peak_memory_bytes(self) -> int | None:
         """The llama.cpp worker's peak resident memory (for benchmarks), None where unknown."""

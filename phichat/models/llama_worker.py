@@ -9,7 +9,7 @@ reuse their shared prefix.
 Protocol (see ``llama_process``): one JSON object per line, requests on stdin, replies on
 the real stdout. Every request carries an ``id`` that its replies echo.
 
-- ``load`` {path, n_ctx, threads, allow_amx, stop_texts} -> {ready: {...}} or {error}
+- ``load`` {path, n_ctx, threads, allow_amx, kv_cache, stop_texts} -> {ready: {...}} or {error}
 - ``tokenize`` {text, add_bos, special} -> {tokens}; answered at once, even mid-answer
 - ``generate`` {tokens, sampling, seed, budget, stop_ids} -> {text, reused} per token,
   then {end, rest, reused}, or {error}; generations run one after another
@@ -60,6 +60,9 @@ def keep_extra_buffers(system_info: str, allow_amx: bool) -> bool:
     return allow_amx or not amx_kernels_built(system_info)
 
 
+_INSTALLED_LOG_CALLBACKS: list[Any] = []
+
+
 class LlamaLog:
     """llama.cpp's log, kept out of the terminal: weight buffer names and the last errors."""
 
@@ -80,6 +83,10 @@ class LlamaLog:
 
         self.callback = llama_cpp.llama_log_callback(on_log)
         llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
+        # llama.cpp keeps calling the last callback set, for as long as the process lives:
+        # it must outlive this object (a worker freed in a test, say), or the next log line
+        # from any later llama.cpp call jumps into freed memory.
+        _INSTALLED_LOG_CALLBACKS.append(self.callback)
 
 
 @contextlib.contextmanager
@@ -104,20 +111,72 @@ def model_params_without_extra_buffers(bindings: Any) -> Iterator[None]:
         bindings.llama_model_default_params = original
 
 
-def open_llama(path: str, *, n_ctx: int, threads: int, allow_amx: bool = False) -> Any:
-    """``llama_cpp.Llama`` for ``path`` as phichat runs it: the AMX guard applied.
+# The CPU "extra" weight buffer types a build may carry (repacked layouts, AMX tiles,
+# KleidiAI): a weight placed in one of them is copied out of the file into a buffer of
+# its own, in another layout.
+_EXTRA_BUFFER_BUILT = re.compile(r"\b(?:REPACK|AMX_INT8|KLEIDIAI) = 1\b")
 
-    The benchmarks call this too, so that llama.cpp's raw speed is measured with the
+# KV cache element types (ggml_type values) by the names the worker accepts.
+KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
+
+
+def weights_copied_out_of_file(system_info: str, extra_buffers: bool) -> bool:
+    """Whether llama.cpp will copy (most) weights into buffers of its own at load.
+
+    With extra buffers on, a build with REPACK (or AMX, or KleidiAI) repacks every matrix
+    whose type it has a layout for (the Q4_K ones of a Q4_K_M file on AVX2, for instance)
+    into a new buffer. With the file mapped, the repack reads the mapped pages, and they
+    stay mapped and resident beside the copy: llama.cpp unmaps only the stretches before
+    the first and after the last tensor it still uses in place, and in a Phi-3 file those
+    (the token embeddings, the output matrix) sit at both ends.
+    """
+    return extra_buffers and _EXTRA_BUFFER_BUILT.search(system_info) is not None
+
+
+def use_mmap_for(system_info: str, extra_buffers: bool) -> bool:
+    """Map the file only where llama.cpp uses the weights in place.
+
+    Where they get copied out, reading the file instead keeps one copy in memory, not
+    two (the page cache still holds the file, but reclaimable and outside the process).
+    """
+    return not weights_copied_out_of_file(system_info, extra_buffers)
+
+
+def open_llama(
+    path: str,
+    *,
+    n_ctx: int,
+    threads: int,
+    allow_amx: bool = False,
+    kv_cache: str = "f16",
+    use_mmap: bool | None = None,
+    flash_attn: bool | None = None,
+    extra_buffers: bool | None = None,
+) -> Any:
+    """``llama_cpp.Llama`` for ``path`` as phichat runs it: the AMX guard applied, and the
+    file mapped only where its weights are used in place (``use_mmap`` None decides).
+
+    ``kv_cache`` names the attention cache's element type (``KV_CACHE_TYPES``); a
+    quantized V cache needs flash attention in llama.cpp, so it turns that on.
+    ``flash_attn`` and ``extra_buffers`` override those choices (benchmarks/memory.py
+    compares them). The benchmarks call this too, so that llama.cpp's raw speed is measured with the
     kernels phichat uses.
     """
     import llama_cpp
 
+    if kv_cache not in KV_CACHE_TYPES:
+        raise ValueError(f"unknown KV cache type {kv_cache!r}; one of {', '.join(KV_CACHE_TYPES)}")
     system_info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    if extra_buffers is None:
+        extra_buffers = keep_extra_buffers(system_info, allow_amx)
     guard = (
         contextlib.nullcontext()
-        if keep_extra_buffers(system_info, allow_amx)
+        if extra_buffers
         else model_params_without_extra_buffers(llama_cpp.llama_cpp)
     )
+    if use_mmap is None:
+        use_mmap = use_mmap_for(system_info, extra_buffers)
+    cache_type = KV_CACHE_TYPES[kv_cache]
     with guard:
         return llama_cpp.Llama(
             model_path=path,
@@ -125,6 +184,10 @@ def open_llama(path: str, *, n_ctx: int, threads: int, allow_amx: bool = False) 
             n_batch=512,
             n_threads=threads,
             n_threads_batch=threads,
+            use_mmap=use_mmap,
+            type_k=cache_type,
+            type_v=cache_type,
+            flash_attn=kv_cache != "f16" if flash_attn is None else flash_attn,
             verbose=False,
         )
 
@@ -201,15 +264,20 @@ class Worker:
 
         self._log.install(llama_cpp)
         system_info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+        kv_cache = str(request.get("kv_cache", "f16"))
         try:
             llm = open_llama(
                 str(request["path"]),
                 n_ctx=int(request["n_ctx"]),
                 threads=int(request["threads"]),
                 allow_amx=bool(request.get("allow_amx")),
+                kv_cache=kv_cache,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             detail = self._log.errors[-1] if self._log.errors else first_line(exc)
+            if kv_cache != "f16" and "context" in detail:
+                # A quantized cache needs head sizes that fit its blocks (of 32 values).
+                detail += f" (kv_cache = {kv_cache} may not suit this model; f16 always does)"
             return {"error": detail}
         self._watch_prefill(llm, llama_cpp)
         metadata = {str(k): str(v) for k, v in dict(llm.metadata).items()}
@@ -224,6 +292,8 @@ class Worker:
                 "system_info": system_info,
                 "amx_built": amx_kernels_built(system_info),
                 "extra_buffers": bool(llm.model_params.use_extra_bufts),
+                "use_mmap": file_mapped(llm, llama_cpp),
+                "kv_cache": kv_cache_name(int(llm.context_params.type_k)),
                 "weight_buffers": list(self._log.weight_buffers),
             }
         }
@@ -306,6 +376,18 @@ class Worker:
             self._stopped.discard(ident)
             self._current = None
         self.send({"id": ident, "end": True, "rest": rest, "reused": self._reused or 0})
+
+
+def kv_cache_name(ggml_type: int) -> str:
+    """The ``KV_CACHE_TYPES`` name of a ggml type id (the id itself if it has none)."""
+    names = {value: name for name, value in KV_CACHE_TYPES.items()}
+    return names.get(ggml_type, str(ggml_type))
+
+
+def file_mapped(llm: Any, llama_cpp: Any) -> bool:
+    """Whether ``llm`` was loaded with its file mapped (llama.cpp's load_mode)."""
+    modes = (llama_cpp.LLAMA_LOAD_MODE_MMAP, llama_cpp.LLAMA_LOAD_MODE_MMAP_MLOCK)
+    return int(llm.model_params.load_mode) in modes
 
 
 def ggml_no_abort(llama_cpp: Any) -> Any:

@@ -21,6 +21,7 @@ from phichat.models.base import (
     Prompt,
     first_line,
 )
+from phichat.models.casting import cast_in_place
 from phichat.models.hub import resolve_model_path
 from phichat.models.prefix_cache import PrefixCache
 from phichat.models.stops import STOP_TOKENS
@@ -110,11 +111,15 @@ class Phi3Model(BackendBase):
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
             progress(f"loading weights ({dtype} on {device})", 0.1)
-            # Loading with dtype= reads the checkpoint straight into that precision, so a
-            # bf16 model never exists as an fp32 copy in memory.
+            # On the CPU the checkpoint loads in its own dtype, which leaves every weight
+            # in the mapped file (no copy), and a cast then replaces one weight at a time,
+            # releasing the file's pages as it goes (see casting.py). Elsewhere dtype=
+            # reads it straight into that precision before the move to the device.
             model = AutoModelForCausalLM.from_pretrained(
-                path, dtype=getattr(torch, dtype), low_cpu_mem_usage=True
+                path, dtype="auto" if device == "cpu" else getattr(torch, dtype)
             )
+            if device == "cpu":
+                cast_in_place(model, getattr(torch, dtype))
         except (OSError, ValueError) as exc:
             raise ModelNotAvailable(f"cannot load model from {path}: {first_line(exc)}") from exc
         except SafetensorError as exc:  # a truncated or corrupted model.safetensors
